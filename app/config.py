@@ -1,0 +1,78 @@
+"""Settings: one validated object read from ``ACCESSGOV_*`` environment variables.
+
+Nested sections use a double underscore: ``ACCESSGOV_AUTH__ISSUER``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_PLACEHOLDER = "dev-only-insecure-secret-change-me"  # noqa: S105 - a placeholder, refused in production
+
+
+class Environment(StrEnum):
+    """Where the service runs; production refuses every development shortcut."""
+
+    development = "development"
+    production = "production"
+    test = "test"
+
+
+class AuthSettings(BaseModel):
+    """How callers authenticate (OAuth2 bearer JWTs from the company IdP)."""
+
+    issuer: str | None = Field(None, description="OIDC issuer of the company IdP; discovery is read from it.")
+    audience: str = Field("accessgov", description="Required `aud` of access tokens.")
+    algorithms: list[str] = Field(["RS256", "ES256", "PS256"], description="Accepted JWS algorithms.")
+    required_typ: str = Field("at+jwt", description="Required JWT `typ` header (RFC 9068).")
+    jwks_min_refetch_seconds: float = Field(30.0, description="Minimum seconds between JWKS re-fetches.")
+    leeway_seconds: int = Field(30, description="Clock skew allowed on exp/nbf/iat.")
+    dev_tokens: bool = Field(False, description="Accept tokens from `accessgov dev-token` (development only).")
+    dev_secret: str = Field(DEV_SECRET_PLACEHOLDER, description="HMAC key of development tokens.")
+
+
+class DecisionLogSettings(BaseModel):
+    """The decision log: batched off the hot path, bounded, flushed on shutdown."""
+
+    enabled: bool = Field(True, description="Record every decision.")
+    queue_size: int = Field(100_000, ge=100, description="Decisions buffered before new ones are dropped.")
+    batch_size: int = Field(500, ge=1, description="Decisions written per database transaction.")
+    flush_seconds: float = Field(0.5, gt=0, description="Longest wait before a partial batch is written.")
+
+
+class Settings(BaseSettings):
+    """All settings of the service."""
+
+    model_config = SettingsConfigDict(env_prefix="ACCESSGOV_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Environment = Field(Environment.development, description="development | production | test")
+    database_url: str = Field("sqlite:///var/accessgov.db", description="SQLAlchemy URL; SQLite or PostgreSQL.")
+    policies_dir: Path = Field(Path("policies"), description="The reviewed policy baseline imported at start.")
+    base_url: str = Field("http://127.0.0.1:8000", description="Public URL of this service (PDP metadata).")
+    max_batch: Annotated[int, Field(ge=1, le=10_000)] = Field(200, description="Most evaluations per batch.")
+    search_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(50, description="Search results per page.")
+    trusted_callers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Subject properties each caller (client_id) may assert, e.g. {\"oa-backend\": [\"department\"]}.",
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    log_level: str = Field("INFO", description="Root log level.")
+
+    @model_validator(mode="after")
+    def _refuse_dev_shortcuts_in_production(self) -> Settings:
+        if self.environment == Environment.production:
+            if self.auth.dev_tokens:
+                raise ValueError("development tokens are refused when environment=production")
+            if self.auth.issuer is None:
+                raise ValueError("production needs ACCESSGOV_AUTH__ISSUER (the company IdP)")
+        if self.auth.dev_tokens and self.auth.dev_secret == DEV_SECRET_PLACEHOLDER and (
+            self.environment != Environment.development
+        ):
+            raise ValueError("the placeholder dev secret is only accepted in development")
+        return self

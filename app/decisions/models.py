@@ -1,0 +1,47 @@
+"""The decision log and the usage aggregate the audit reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class DecisionRecord(Base):
+    """One decision, as answered."""
+
+    __tablename__ = "decision_log"
+    __table_args__ = (
+        Index("ix_decision_log_at", "at"),
+        Index("ix_decision_log_person_at", "person_id", "at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[datetime]
+    caller: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    person_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    policy_version: Mapped[str] = mapped_column(String(32))
+
+
+class Usage(Base):
+    """Per person x resource type x action: how often asked, allowed, denied, first and last use."""
+
+    __tablename__ = "usage"
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    allows: Mapped[int] = mapped_column(Integer, default=0)
+    denies: Mapped[int] = mapped_column(Integer, default=0)
+    first_used: Mapped[datetime]
+    last_used: Mapped[datetime]

@@ -1,0 +1,213 @@
+"""The decision log: every decision is queued and written in batches by a background thread.
+
+Recording never changes or delays an answer: ``record`` only appends to a bounded queue.  When
+the queue is full the decision is counted as dropped; when the database is down the batch is
+kept and retried, so records survive an outage as long as the buffer lasts.  ``stop`` flushes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.decisions.models import DecisionRecord, Usage
+from app.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEntry:
+    """One decision as it will be stored."""
+
+    id: str
+    at: datetime
+    caller: str
+    subject: str
+    person_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    allowed: bool
+    policy_version: str
+    reason: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class DecisionRecorder(Protocol):
+    """Where decisions go."""
+
+    def record(self, entry: DecisionEntry) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def flush(self, timeout: float = 10.0) -> bool: ...
+
+
+class NullDecisionRecorder:
+    """Records nothing (decision log disabled); warns once when built."""
+
+    def __init__(self) -> None:
+        log.warning("decision log disabled: decisions are not recorded")
+
+    def record(self, entry: DecisionEntry) -> None:
+        """Drop the entry."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Nothing to flush."""
+        return True
+
+
+class DbDecisionRecorder:
+    """Batched, bounded writer of the decision log and the usage aggregate."""
+
+    def __init__(self, factory: sessionmaker[Session], metrics: Metrics, *, queue_size: int = 100_000,
+                 batch_size: int = 500, flush_seconds: float = 0.5) -> None:
+        self._factory = factory
+        self._metrics = metrics
+        self._queue: queue.Queue[DecisionEntry] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+        metrics.log_queue_depth.set_function(self._queue.qsize)
+
+    def record(self, entry: DecisionEntry) -> None:
+        """Queue an entry; if the buffer is full, count it as dropped."""
+        try:
+            self._queue.put_nowait(entry)
+            self._idle.clear()
+        except queue.Full:
+            self._metrics.log_dropped.inc()
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is queued, then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty() and self._idle.is_set():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _run(self) -> None:
+        pending: list[DecisionEntry] = []
+        backoff = 0.1
+        while True:
+            pending.extend(self._take(self._batch_size - len(pending)))
+            if pending:
+                try:
+                    write_batch(self._factory, pending)
+                    pending, backoff = [], 0.1
+                except Exception:
+                    self._metrics.log_write_failures.inc()
+                    log.exception("decision log write failed; %d decisions kept for retry", len(pending))
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+            if self._queue.empty():
+                self._idle.set()
+                if self._stop.is_set():
+                    return
+
+    def _take(self, limit: int) -> list[DecisionEntry]:
+        out: list[DecisionEntry] = []
+        try:
+            out.append(self._queue.get(timeout=self._flush_seconds))
+        except queue.Empty:
+            return out
+        while len(out) < limit:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+
+def write_batch(factory: sessionmaker[Session], entries: Sequence[DecisionEntry]) -> None:
+    """Insert decisions and fold them into the usage aggregate, in one transaction."""
+    with factory() as session, session.begin():
+        session.execute(insert(DecisionRecord), [_row(e) for e in entries])
+        for row in _usage_rows(entries):
+            _upsert_usage(session, row)
+
+
+def _row(e: DecisionEntry) -> dict[str, Any]:
+    return {
+        "id": e.id, "at": e.at, "caller": e.caller, "subject": e.subject, "person_id": e.person_id,
+        "action": e.action, "resource_type": e.resource_type, "resource_id": e.resource_id,
+        "fields": e.fields, "allowed": e.allowed, "reason": e.reason, "policy_version": e.policy_version,
+    }
+
+
+def _usage_rows(entries: Sequence[DecisionEntry]) -> list[dict[str, Any]]:
+    agg: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in entries:
+        if e.person_id is None:
+            continue
+        key = (e.person_id, e.resource_type, e.action)
+        row = agg.setdefault(key, {"person_id": key[0], "resource_type": key[1], "action": key[2], "count": 0,
+                                   "allows": 0, "denies": 0, "first_used": e.at, "last_used": e.at})
+        row["count"] += 1
+        row["allows" if e.allowed else "denies"] += 1
+        row["first_used"] = min(row["first_used"], e.at)
+        row["last_used"] = max(row["last_used"], e.at)
+    return list(agg.values())
+
+
+def _upsert_usage(session: Session, row: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert(Usage) if dialect == "postgresql" else sqlite_insert(Usage)
+    stmt = ins.values(**row)
+    excluded = stmt.excluded
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["person_id", "resource_type", "action"],
+        set_={
+            "count": Usage.count + excluded.count,
+            "allows": Usage.allows + excluded.allows,
+            "denies": Usage.denies + excluded.denies,
+            "first_used": _least(dialect, Usage.first_used, excluded.first_used),
+            "last_used": _greatest(dialect, Usage.last_used, excluded.last_used),
+        },
+    ))
+
+
+def _least(dialect: str, a: Any, b: Any) -> Any:
+    from sqlalchemy import func
+
+    return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
+
+
+def _greatest(dialect: str, a: Any, b: Any) -> Any:
+    from sqlalchemy import func
+
+    return func.greatest(a, b) if dialect == "postgresql" else func.max(a, b)

@@ -1,0 +1,86 @@
+"""Statements that read the directory into the in-memory view and grant edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.authz.directory import AccountView, Directory, PersonView
+from app.authz.engine import GrantEdge
+from app.directory.models import Account, Delegation, Department, DepartmentSourceId, Grant, Person
+
+
+def load_directory(session: Session) -> Directory:
+    """The directory view decisions resolve subjects and departments with."""
+    departments = {d.id: d.path for d in session.scalars(select(Department))}
+    names = {d.id: d.name for d in session.scalars(select(Department))}
+    people = {
+        p.id: PersonView(p.id, p.name, p.status, p.department_id, departments.get(p.department_id or "", ""))
+        for p in session.scalars(select(Person))
+    }
+    accounts = {
+        (a.system, a.local_id): AccountView(a.system, a.local_id, a.person_id, a.status)
+        for a in session.scalars(select(Account))
+    }
+    sources = {(s.system, s.source_id): s.department_id for s in session.scalars(select(DepartmentSourceId))}
+    return Directory(people, accounts, departments, names, sources)
+
+
+def grant_domain(department_path: str | None, include_subtree: bool) -> str:
+    """Casbin domain pattern of a grant's department scope."""
+    if department_path is None:
+        return "*"
+    return department_path + "*" if include_subtree else department_path
+
+
+def load_grant_edges(session: Session, departments: dict[str, str]) -> list[GrantEdge]:
+    """Grant edges of every unrevoked grant and delegation (time windows are checked per decision)."""
+    grants = list(session.scalars(select(Grant).where(Grant.revoked_at.is_(None))))
+    edges = [grant_edge(g, departments) for g in grants]
+    active = set(session.scalars(select(Person.id).where(Person.status == "active")))
+    # A deputy acts for an active delegator only: a leaver's delegations lapse with them.
+    delegations = [d for d in session.scalars(select(Delegation).where(Delegation.revoked_at.is_(None)))
+                   if d.from_person_id in active]
+    edges.extend(delegation_edges(delegations, grants, departments))
+    return edges
+
+
+def grant_edge(g: Grant, departments: dict[str, str]) -> GrantEdge:
+    """The engine's edge for one grant."""
+    path = departments.get(g.department_id) if g.department_id else None
+    return GrantEdge(
+        sub=f"user:{g.person_id}", role=g.role, dom=grant_domain(path, g.include_subtree), grant_id=g.id,
+        source=g.source_system, valid_from=g.valid_from, valid_until=g.valid_until,
+    )
+
+
+def delegation_edges(
+    delegations: Iterable[Delegation], grants: list[Grant], departments: dict[str, str]
+) -> list[GrantEdge]:
+    """A delegation gives the deputy the delegator's role in the delegator's domains, within both windows."""
+    by_person: dict[str, list[Grant]] = {}
+    for g in grants:
+        by_person.setdefault(g.person_id, []).append(g)
+    out = []
+    for d in delegations:
+        for g in by_person.get(d.from_person_id, ()):
+            if g.role != d.role:
+                continue
+            edge = grant_edge(g, departments)
+            out.append(GrantEdge(
+                sub=f"user:{d.to_person_id}", role=g.role, dom=edge.dom, grant_id=g.id, source="delegation",
+                valid_from=_later(d.valid_from, g.valid_from), valid_until=_earlier(d.valid_until, g.valid_until),
+                delegated_from=d.from_person_id,
+            ))
+    return out
+
+
+def _later(a: datetime, b: datetime | None) -> datetime:
+    return a if b is None or a >= b else b
+
+
+def _earlier(a: datetime, b: datetime | None) -> datetime:
+    return a if b is None or a <= b else b

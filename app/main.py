@@ -1,0 +1,124 @@
+"""The composition root: ``create_app(settings)`` builds the object graph once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.auth.verifier import CompositeVerifier, DevTokenVerifier, OidcTokenVerifier, TokenVerifier
+from app.authz.directory import StateHolder
+from app.config import Environment, Settings
+from app.db import make_engine, make_sessionmaker
+from app.decisions.recorder import DbDecisionRecorder, DecisionRecorder, NullDecisionRecorder
+from app.decisions.resolve import RecordInfo
+from app.decisions.search import SearchService
+from app.decisions.service import DecisionService
+from app.directory.models import Record
+from app.directory.service import GrantService
+from app.errors import InvalidPolicy
+from app.errors_http import install_error_handlers
+from app.metrics import Metrics
+from app.policy.service import PolicyService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the handlers use, built once per app."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    holder: StateHolder
+    metrics: Metrics
+    verifier: TokenVerifier
+    recorder: DecisionRecorder
+    policy: PolicyService
+    grants: GrantService
+    decisions: DecisionService
+    search: SearchService
+    insight: Any
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    """The token verifier the settings ask for."""
+    auth = settings.auth
+    oidc = None
+    if auth.issuer:
+        oidc = OidcTokenVerifier(issuer=auth.issuer, audience=auth.audience, algorithms=auth.algorithms,
+                                 required_typ=auth.required_typ, min_refetch_seconds=auth.jwks_min_refetch_seconds,
+                                 leeway=auth.leeway_seconds)
+    dev = None
+    if auth.dev_tokens and settings.environment != Environment.production:
+        dev = DevTokenVerifier(secret=auth.dev_secret, audience=auth.audience)
+    return CompositeVerifier(oidc, dev)
+
+
+def build_services(settings: Settings) -> Services:
+    """Build the object graph (no I/O beyond creating the database engine)."""
+    from app.decisions.insight import InsightService
+
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    holder, metrics = StateHolder(), Metrics()
+    dl = settings.decision_log
+    recorder: DecisionRecorder = (
+        DbDecisionRecorder(factory, metrics, queue_size=dl.queue_size, batch_size=dl.batch_size,
+                           flush_seconds=dl.flush_seconds) if dl.enabled else NullDecisionRecorder()
+    )
+    policy = PolicyService(factory=factory, holder=holder, policies_dir=settings.policies_dir, metrics=metrics)
+
+    def record_lookup(rtype: str, rid: str) -> RecordInfo | None:
+        with factory() as session:
+            row = session.get(Record, (rtype, rid))
+            return RecordInfo(row.owner_id, row.department_id, dict(row.properties or {})) if row else None
+
+    decisions = DecisionService(holder=holder, recorder=recorder, metrics=metrics, record_lookup=record_lookup,
+                                max_batch=settings.max_batch)
+    search = SearchService(holder=holder, decisions=decisions, factory=factory, page_size=settings.search_page_size)
+    return Services(settings, factory, holder, metrics, build_verifier(settings), recorder, policy,
+                    GrantService(factory=factory, policy=policy), decisions, search,
+                    InsightService(holder=holder, decisions=decisions))
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The FastAPI application."""
+    settings = settings or Settings()
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.recorder.start()
+        try:
+            services.policy.reload()
+        except InvalidPolicy as exc:
+            log.error("policy not loaded, decisions are refused: %s", exc.message)
+        yield
+        services.recorder.stop()
+
+    app = FastAPI(
+        title="accessgov", version="0.1.0", lifespan=lifespan,
+        description="Central permission and access-audit governance for CRM + OA: the AuthZEN Authorization "
+        "API 1.0, field visibility, list filters, explanations and effective permissions.",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from app.decisions.ext_router import router as ext_router
+    from app.decisions.router import router as authzen_router
+    from app.directory.router import router as directory_router
+    from app.ops import router as ops_router
+    from app.policy.router import router as policy_router
+
+    for r in (authzen_router, ext_router, directory_router, policy_router, ops_router):
+        app.include_router(r)

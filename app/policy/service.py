@@ -1,0 +1,197 @@
+"""Policy versions and the live state: import the baseline, change rules, export, reload.
+
+Every change is validated (parse + the policy tests) before anything is written; the version, the
+change record and the mirrored roles are written in one transaction; only then is the new state
+built and swapped in.  A change that fails validation changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.authz.directory import State, StateHolder
+from app.authz.engine import Engine
+from app.authz.policy import Policy, parse_bundle, read_bundle
+from app.authz.policytest import load_tables, run_tables
+from app.authz.rules import split_line
+from app.db import transaction
+from app.directory.models import Role
+from app.directory.repository import load_directory, load_grant_edges
+from app.errors import InvalidPolicy, NotFound
+from app.metrics import Metrics
+from app.policy.models import Change, PolicyVersion
+
+log = logging.getLogger(__name__)
+RULE_FILES = {"p": "rules.csv", "g": "rules.csv", "p2": "field_rules.csv"}
+
+
+class PolicyService:
+    """Owns policy versions and rebuilds the decision state after every change."""
+
+    def __init__(self, *, factory: sessionmaker[Session], holder: StateHolder, policies_dir: Path,
+                 metrics: Metrics) -> None:
+        self._factory = factory
+        self._holder = holder
+        self._policies_dir = policies_dir
+        self._metrics = metrics
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def active_version(self, session: Session) -> PolicyVersion | None:
+        """The newest policy version."""
+        return session.scalars(select(PolicyVersion).order_by(PolicyVersion.id.desc()).limit(1)).first()
+
+    def get_version_or_raise(self, session: Session, version_id: int) -> PolicyVersion:
+        """A policy version, or NotFound."""
+        version = session.get(PolicyVersion, version_id)
+        if version is None:
+            raise NotFound(f"no policy version {version_id}")
+        return version
+
+    def list_versions(self, session: Session) -> list[PolicyVersion]:
+        """Every version, newest first."""
+        return list(session.scalars(select(PolicyVersion).order_by(PolicyVersion.id.desc())))
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def validate(self, files: Mapping[str, str]) -> Policy:
+        """Parse a bundle and run the policy tests; raise InvalidPolicy on any problem."""
+        policy = parse_bundle(files)
+        tests_dir = self._policies_dir / "tests"
+        results = run_tables(policy, load_tables(tests_dir)) if tests_dir.is_dir() else []
+        failures = [r for r in results if not r.passed]
+        if failures:
+            raise InvalidPolicy(
+                f"{len(failures)} policy test case(s) fail; nothing was changed",
+                details=[f"{r.table}: {r.name}: {r.message}" for r in failures],
+            )
+        return policy
+
+    def import_baseline(self, *, actor: str, reason: str) -> PolicyVersion | None:
+        """Import ``policies/`` as a new version unless the active one has the same contents."""
+        files = read_bundle(self._policies_dir)
+        policy = self.validate(files)
+        with transaction(self._factory) as session:
+            active = self.active_version(session)
+            if active is not None and active.digest == policy.digest:
+                return None
+            version = self._write_version(session, policy, active, actor, reason, "policy.import",
+                                          {"source": str(self._policies_dir)})
+        self.reload()
+        return version
+
+    def change_rules(self, *, actor: str, reason: str, add: Sequence[str], remove: Sequence[str]) -> PolicyVersion:
+        """Add and remove policy lines (``p``/``g``/``p2``) as one new version."""
+        if not reason.strip():
+            raise InvalidPolicy("a policy change needs a reason")
+        with self._factory() as session:
+            active = self.active_version(session)
+            if active is None:
+                raise InvalidPolicy("no policy is loaded yet")
+            files = _edit_lines(dict(active.files), add, remove)
+        policy = self.validate(files)
+        with transaction(self._factory) as session:
+            current = self.active_version(session)
+            version = self._write_version(session, policy, current, actor, reason, "policy.change",
+                                          {"added": list(add), "removed": list(remove)})
+        self.reload()
+        return version
+
+    def rollback(self, *, actor: str, reason: str, to_version: int) -> PolicyVersion:
+        """Make an earlier version's contents active again, as a new version."""
+        with self._factory() as session:
+            target = self.get_version_or_raise(session, to_version)
+            files = dict(target.files)
+        policy = self.validate(files)
+        with transaction(self._factory) as session:
+            current = self.active_version(session)
+            version = self._write_version(session, policy, current, actor, reason, "policy.rollback",
+                                          {"to_version": to_version})
+        self.reload()
+        return version
+
+    def _write_version(self, session: Session, policy: Policy, parent: PolicyVersion | None, actor: str,
+                       reason: str, kind: str, details: dict[str, Any]) -> PolicyVersion:
+        version = PolicyVersion(parent_id=parent.id if parent else None, digest=policy.digest,
+                                files=dict(policy.files), created_by=actor, reason=reason)
+        session.add(version)
+        session.flush()
+        _mirror_roles(session, policy)
+        session.add(Change(actor=actor, kind=kind, target=f"policy:{version.id}", reason=reason,
+                           details=details, policy_version_id=version.id))
+        return version
+
+    # -- the live state ------------------------------------------------------------------------
+
+    def reload(self) -> State:
+        """Build the decision state from the database and swap it in."""
+        with self._holder.lock, self._factory() as session:
+            version = self.active_version(session)
+            if version is None:
+                raise InvalidPolicy("no policy version in the database; run `accessgov policy import`")
+            policy = parse_bundle(version.files)
+            directory = load_directory(session)
+            edges = load_grant_edges(session, dict(directory.departments))
+            revision = session.scalar(select(func.max(Change.id))) or 0
+            state = State(Engine(policy, edges, str(revision)), directory, str(revision), version.id)
+            self._holder.swap(state)
+        self._metrics.policy_version.set(revision)
+        log.info("decision state loaded", extra={"policy_version": state.version, "grant_edges": len(edges)})
+        return state
+
+
+def _mirror_roles(session: Session, policy: Policy) -> None:
+    """Keep the roles table equal to roles.yaml (grants reference it)."""
+    existing = {r.name: r for r in session.scalars(select(Role))}
+    for name, spec in policy.roles.items():
+        row = existing.get(name) or Role(name=name)
+        row.title_zh, row.title_en = spec.title_zh, spec.title_en
+        row.privileged, row.description = spec.privileged, spec.description
+        session.add(row)
+
+
+def _edit_lines(files: dict[str, str], add: Sequence[str], remove: Sequence[str]) -> dict[str, str]:
+    for line in [*add, *remove]:
+        tokens = split_line(line.strip())
+        if not tokens or tokens[0] not in RULE_FILES:
+            raise InvalidPolicy(f"not a policy line: {line!r} (p, g or p2 lines only)")
+    for line in remove:
+        name = RULE_FILES[split_line(line.strip())[0]]
+        kept, found = _without(files[name], line)
+        if not found:
+            raise InvalidPolicy(f"no such line to remove: {line!r}")
+        files[name] = kept
+    for line in add:
+        name = RULE_FILES[split_line(line.strip())[0]]
+        files[name] = files[name].rstrip("\n") + "\n" + line.strip() + "\n"
+    return files
+
+
+def _without(text: str, line: str) -> tuple[str, bool]:
+    target = split_line(line.strip())
+    out, found = [], False
+    for existing in text.splitlines():
+        if not found and split_line(existing.strip()) == target:
+            found = True
+            continue
+        out.append(existing)
+    return "\n".join(out) + "\n", found
+
+
+def export_version(version: PolicyVersion, directory: Path) -> list[Path]:
+    """Write a version's files for review in version control."""
+    from app.authz.policy import write_bundle
+
+    write_bundle(version.files, directory)
+    return [directory / n for n in sorted(version.files)]
+
+
+def read_policy_dir(directory: Path) -> dict[str, str]:
+    """Read a policy directory (a thin alias used by the CLI)."""
+    return read_bundle(directory)

@@ -1,0 +1,133 @@
+"""Shared fixtures: databases (SQLite file and a PostgreSQL schema per test), the app, tokens."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from app.auth.verifier import make_dev_token
+from app.config import AuthSettings, Settings
+from app.db import make_engine, make_sessionmaker, transaction
+from app.main import build_services, create_app
+from app.migrate import upgrade
+from tests.factories import seed_org
+from tests.support.idp_fixture import idp  # noqa: F401 - the session-wide test IdP
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("ACCESSGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEV_SECRET = "test-secret-" + "x" * 20
+AUDIENCE = "accessgov"
+ALL_SCOPES = ["accessgov.decide", "accessgov.directory", "accessgov.policy", "accessgov.audit"]
+
+
+def in_ci() -> bool:
+    """True when running under CI, where no required service may be skipped."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def _postgres_or_skip() -> None:
+    try:
+        with create_engine(POSTGRES_URL).connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:
+        if in_ci():
+            pytest.fail(f"PostgreSQL is required under CI and not reachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file."""
+    return f"sqlite:///{tmp_path / 'accessgov.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the real PostgreSQL server, dropped afterwards."""
+    _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+def make_settings(db_url: str, **overrides: object) -> Settings:
+    """Test settings: dev tokens on, the repository's policies."""
+    auth = overrides.pop("auth", AuthSettings(dev_tokens=True, dev_secret=DEV_SECRET, audience=AUDIENCE))
+    return Settings(environment="test", database_url=db_url, policies_dir=ROOT / "policies", auth=auth,
+                    **overrides)
+
+
+def prepare_database(settings: Settings, seed: Callable[..., None] | None = seed_org) -> None:
+    """Migrate, import the policy baseline, seed the mini organisation."""
+    services = build_services(settings)
+    engine = services.factory.kw["bind"]
+    upgrade(engine)
+    services.policy.import_baseline(actor="test", reason="baseline")
+    if seed is not None:
+        with transaction(services.factory) as session:
+            seed(session)
+    engine.dispose()
+
+
+@pytest.fixture
+def app_factory() -> Iterator[Callable[..., TestClient]]:
+    """Build a started app (lifespan run) on a prepared database; closed after the test."""
+    clients: list[TestClient] = []
+
+    def make(db_url: str, seed: Callable[..., None] | None = seed_org, **overrides: object) -> TestClient:
+        settings = make_settings(db_url, **overrides)
+        prepare_database(settings, seed)
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(app_factory: Callable[..., TestClient], sqlite_url: str) -> TestClient:
+    """The app on SQLite with the mini organisation."""
+    return app_factory(sqlite_url)
+
+
+def dev_token(client_id: str = "crm-backend", scopes: list[str] | None = None, ttl: int = 3600) -> str:
+    """A development token for tests."""
+    return make_dev_token(secret=DEV_SECRET, audience=AUDIENCE, client_id=client_id,
+                          scopes=ALL_SCOPES if scopes is None else scopes, ttl_seconds=ttl)
+
+
+def auth(client_id: str = "crm-backend", scopes: list[str] | None = None) -> dict[str, str]:
+    """Authorization header with a development token."""
+    return {"Authorization": f"Bearer {dev_token(client_id, scopes)}"}
+
+
+@pytest.fixture
+def session_factory(db_url: str) -> Iterator[object]:
+    """A migrated database with the baseline policy and mini org, and its session factory."""
+    settings = make_settings(db_url)
+    prepare_database(settings)
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
