@@ -122,3 +122,12 @@ def _include_routers(app: FastAPI) -> None:
 
     for r in (authzen_router, ext_router, directory_router, policy_router, ops_router):
         app.include_router(r)
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn factory for ``accessgov serve`` (each worker builds its own graph from the environment)."""
+    from app.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

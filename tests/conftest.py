@@ -32,13 +32,16 @@ def in_ci() -> bool:
 
 
 def _postgres_or_skip() -> None:
+    engine = create_engine(POSTGRES_URL)
     try:
-        with create_engine(POSTGRES_URL).connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("select 1"))
     except Exception as exc:
         if in_ci():
             pytest.fail(f"PostgreSQL is required under CI and not reachable at {POSTGRES_URL}: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -58,6 +61,8 @@ def postgres_url() -> Iterator[str]:
     sep = "&" if "?" in POSTGRES_URL else "?"
     yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     with admin.connect() as conn:
+        # A test that leaked an open transaction must fail loudly here, not hang the suite.
+        conn.execute(text("SET lock_timeout = '20s'"))
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 from jose import jwt
-from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JWTError
 
 from app.errors import Unauthorized
 
@@ -66,7 +66,7 @@ class OidcTokenVerifier:
         self._typ = required_typ.lower()
         self._min_refetch = min_refetch_seconds
         self._leeway = leeway
-        self._http = http or httpx.Client(timeout=5.0)
+        self._http = http  # an injected client stays open (its owner closes it)
         self._keys: dict[str, dict[str, Any]] = {}
         self._jwks_uri: str | None = None
         self._fetched_at = float("-inf")
@@ -90,7 +90,7 @@ class OidcTokenVerifier:
             raise Unauthorized("token expired") from exc
         except JWTClaimsError as exc:
             raise Unauthorized(f"token claims rejected: {exc}") from exc
-        except JWTError as exc:
+        except JOSEError as exc:  # JWTError, and JWKError when the header alg does not fit the key
             raise Unauthorized("token signature is not valid") from exc
         return _principal(claims, "oidc")
 
@@ -110,15 +110,23 @@ class OidcTokenVerifier:
 
     def _refresh(self) -> None:
         self._fetched_at = time.monotonic()
+        # Refreshes are rare (rate-limited): a client per refresh leaves no socket open at shutdown.
+        if self._http is not None:
+            self._fetch_keys(self._http)
+            return
+        with httpx.Client(timeout=5.0) as http:
+            self._fetch_keys(http)
+
+    def _fetch_keys(self, http: httpx.Client) -> None:
         try:
             if self._jwks_uri is None:
-                discovery = self._http.get(f"{self.issuer}/.well-known/openid-configuration")
+                discovery = http.get(f"{self.issuer}/.well-known/openid-configuration")
                 discovery.raise_for_status()
                 doc = discovery.json()
                 if doc.get("issuer") != self.issuer:
                     raise Unauthorized("IdP discovery names another issuer")
                 self._jwks_uri = str(doc["jwks_uri"])
-            resp = self._http.get(self._jwks_uri)
+            resp = http.get(self._jwks_uri)
             resp.raise_for_status()
             self._keys = {str(k["kid"]): k for k in resp.json().get("keys", []) if "kid" in k}
         except (httpx.HTTPError, ValueError, KeyError) as exc:

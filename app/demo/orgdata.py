@@ -15,9 +15,11 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import accumulate
+from typing import Any
 
 from . import names as N
 
@@ -127,7 +129,7 @@ class DemoRecord:
     id: str
     owner_id: str
     department_id: str
-    properties: dict
+    properties: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,8 @@ _NEW_HIRE_POSITIONS = frozenset({"销售代表", "客服专员", "市场专员",
 
 _C, _T, _O, _K = "crm.customer", "crm.contact", "crm.opportunity", "crm.contract"
 _A, _E, _L, _D = "oa.approval", "oa.expense", "oa.leave", "oa.document"
+_Entry = tuple[float, str, str, str, float]
+_Menu = tuple[_Entry, ...]
 
 # Menu entry: (weight, resource type, action, scope, share of reads asking for sensitive fields).
 # Scopes: new (create), own, dept, subtree, dept_others (subtree minus own), any, other_region,
@@ -289,7 +293,8 @@ _SALES = (
     (2.5, _C, "read", "other_region", .3), (.5, _C, "export", "own", 0),
     (.4, _C, "delete", "own", 0),
 )
-_SALES_MGR = _SALES + (
+_SALES_MGR = (
+    *_SALES,
     (6, _C, "read", "dept", .3), (4, _O, "read", "dept", .3), (3, _K, "read", "dept", .3),
     (.8, _C, "export", "dept", 0), (.8, _C, "transfer", "dept", 0),
 )
@@ -303,13 +308,13 @@ _CS = (
     (1, _C, "export", "any", 0),
 )
 _IT = ((4, _D, "read", "dept", 0), (2, _D, "update", "own", 0))
-_MENUS: dict[str, tuple] = {
+_MENUS: dict[str, _Menu] = {
     "sales": _SALES,
     "sales_mgr": _SALES_MGR,
     "sales_dir": _SALES_DIR,
-    "contractor": _SALES + ((3, _C, "export", "dept", 0),),
+    "contractor": (*_SALES, (3, _C, "export", "dept", 0)),
     "cs": _CS,
-    "contractor_cs": _CS + ((2, _C, "export", "any", 0),),
+    "contractor_cs": (*_CS, (2, _C, "export", "any", 0)),
     "mkt": ((10, _C, "read", "any", .05), (4, _T, "read", "any", .1), (4, _D, "create", "new", 0),
             (3, _D, "update", "own", 0), (3, _D, "share", "own", 0), (1.2, _C, "export", "any", 0)),
     "finance": ((8, _K, "read", "any", .15), (8, _E, "read", "any", .1), (3, _C, "read", "any", .05)),
@@ -327,11 +332,11 @@ _MENUS: dict[str, tuple] = {
     "auditor": ((6, _K, "read", "any", .1), (8, _E, "read", "any", .1), (3, _C, "read", "any", .1),
                 (2, _D, "read", "any", 0)),
     "it": _IT,
-    "it_admin": _IT + ((.8, _D, "delete", "any", 0),),
-    "crm_admin": _IT + ((4, _C, "read", "any", 0), (1.5, _T, "delete", "any", 0),
-                        (1, _C, "export", "any", 0), (1, _C, "transfer", "any", 0),
-                        (.5, _C, "delete", "any", 0)),
-    "oa_admin": _IT + ((2, _D, "delete", "any", 0), (4, _D, "read", "any", 0)),
+    "it_admin": (*_IT, (.8, _D, "delete", "any", 0)),
+    "crm_admin": (*_IT, (4, _C, "read", "any", 0), (1.5, _T, "delete", "any", 0),
+                  (1, _C, "export", "any", 0), (1, _C, "transfer", "any", 0),
+                  (.5, _C, "delete", "any", 0)),
+    "oa_admin": (*_IT, (2, _D, "delete", "any", 0), (4, _D, "read", "any", 0)),
     "staff": ((.8, _D, "read", "confidential_other", 0), (.8, _E, "read", "other_dept", 0)),
 }
 _HEAD_MENU = (
@@ -361,8 +366,8 @@ _SOD_CONTRACT_EXTRAS = ((2, _K, "approve", "any", 0), (1.5, _K, "create", "new",
 _SOD_EXPENSE_EXTRAS = ((4, _E, "approve", "fin_others", 0), (2, _E, "create", "new", 0))
 _OUTLIER_EXTRAS = ((5, _C, "read", "in:D-SALES-NORTH", .3), (2, _O, "read", "in:D-SALES-NORTH", 0),
                    (2, _K, "read", "any", .3))
-_MOVER_EXTRAS = ((5, _C, "read", "in:D-SALES-EAST", .3), (1.5, _C, "update", "in:D-SALES-EAST", 0),
-                 (2, _T, "read", "in:D-SALES-EAST", .3))
+_MOVER_EXTRAS = ((9, _C, "read", "in:D-SALES-EAST", .3), (2, _C, "update", "in:D-SALES-EAST", 0),
+                 (3, _T, "read", "in:D-SALES-EAST", .3))
 _EAST_LEAD_EXTRAS = ((4, _C, "read", "in:D-SALES-EAST", .1), (1, _T, "read", "in:D-SALES-EAST", .1))
 _AFTER_EXIT_MENU = ((1, _C, "read", "dept", .8), (1, _T, "read", "dept", .8), (.4, _C, "export", "dept", 0))
 _DELEGATE_MENU = ((1, _L, "approve", "dept_others", 0), (1, _E, "approve", "dept_others", 0))
@@ -376,6 +381,7 @@ _ALL_CITIES = tuple(c for region in N.CITIES.values() for c in region)
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_Meta = dict[str, tuple[str, str, bool]]  # customer id -> (short name, e-mail domain stem, key account)
 
 # CRM logins nobody owns: (local_id, display name, days since last login, source role, scope).
 _ORPHANS = (
@@ -427,7 +433,7 @@ class _Plan:
     other_leavers: list[str]
     disabled: list[str]
     new_hires: list[str]
-    moved_on: date | None = None
+    moved_on: date
 
 
 @dataclass(frozen=True)
@@ -447,7 +453,7 @@ class _Phase:
     end: date                   # exclusive
     dept_id: str
     rate: float
-    entries: tuple
+    entries: _Menu
     cum: tuple[float, ...]
 
 
@@ -467,7 +473,7 @@ class _Ctx:
         self.heads: set[str] = set()
         self.head: dict[str, str] = {}
         self.profile: dict[str, str] = {}
-        self.plan: _Plan | None = None
+        self.plan: _Plan  # set by build_demo_org once the people are drafted
         self.delegations: list[DemoDelegation] = []
         self._subtrees: dict[str, frozenset[str]] = {}
 
@@ -621,12 +627,13 @@ def _plan_people(ctx: _Ctx, drafts: list[_Draft]) -> _Plan:
         other_leavers=[one(dept, position) for dept, position in _ROUTINE_LEAVERS],
         disabled=[one("D-SALES-SOUTH", "销售代表"), one("D-HR", "人事专员")],
         new_hires=[pick.among(_NEW_HIRE_POSITIONS) for _ in range(8)],
+        moved_on=ctx.day(-30),
     )
 
 
 def _apply_plan(ctx: _Ctx, drafts: list[_Draft]) -> None:
     rng, plan, by_id = ctx.rng("lifecycle"), ctx.plan, {d.id: d for d in drafts}
-    for pid, (lo, hi) in zip(plan.leavers, ((10, 20), (30, 40), (50, 60))):
+    for pid, (lo, hi) in zip(plan.leavers, ((10, 20), (30, 40), (50, 60)), strict=True):
         _leave(rng, by_id[pid], ctx.day(-rng.randint(lo, hi)))
     for pid in plan.other_leavers:
         _leave(rng, by_id[pid], ctx.day(-rng.randint(5, 300)))
@@ -642,7 +649,6 @@ def _apply_plan(ctx: _Ctx, drafts: list[_Draft]) -> None:
         _hired_before(rng, by_id[pid], ctx.day(-400))
     mover = by_id[plan.mover]
     mover.department_id, mover.position = "D-MKT", "市场专员"
-    plan.moved_on = ctx.day(-30)
 
 
 def _leave(rng: random.Random, draft: _Draft, left_on: date) -> None:
@@ -814,11 +820,13 @@ def _accounts(ctx: _Ctx, crm: dict[str, str], oa: dict[str, str],
     return out
 
 
-def _account(ctx: _Ctx, rng: random.Random, seen: dict, p: DemoPerson, system: str,
+def _account(ctx: _Ctx, rng: random.Random, seen: dict[tuple[str, str], datetime], p: DemoPerson,
+             system: str,
              local_id: str) -> DemoAccount:
     # Planted: HR off-boarded these leavers in the IdP and OA but nobody told the CRM.
     active = p.status == "active" or (system == "crm" and p.id in ctx.plan.leavers)
     last = seen.get((p.id, system)) or _fallback_login(ctx, rng, p)
+    reported: tuple[str | None, str | None, str | None]
     if system == "crm":  # the CRM stores bare numbers and often lacks the employee number
         reported = (None if rng.random() < .2 else p.employee_no, p.mobile.removeprefix("+86 "),
                     p.email)
@@ -826,11 +834,13 @@ def _account(ctx: _Ctx, rng: random.Random, seen: dict, p: DemoPerson, system: s
         reported = (p.employee_no, p.mobile, None if rng.random() < .1 else p.email)
     else:
         reported = (p.employee_no, p.mobile, p.email)
+    employee_no, mobile, email = reported
     return DemoAccount(system, local_id, p.id, "active" if active else "disabled", last,
-                       *reported, display_name=p.name)
+                       employee_no, mobile, email, p.name)
 
 
-def _last_seen(ctx: _Ctx, rng: random.Random, activity: list[DemoActivity]) -> dict:
+def _last_seen(ctx: _Ctx, rng: random.Random, activity: list[DemoActivity]
+               ) -> dict[tuple[str, str], datetime]:
     """(person, system) -> login time: shortly before the first request of the last active day."""
     first_of_day: dict[tuple[str, str], datetime] = {}
     for a in activity:
@@ -846,7 +856,7 @@ def _last_seen(ctx: _Ctx, rng: random.Random, activity: list[DemoActivity]) -> d
 
 
 def _fallback_login(ctx: _Ctx, rng: random.Random, p: DemoPerson) -> datetime:
-    if p.status == "left":
+    if p.left_on is not None:
         return _clock(rng, p.left_on - timedelta(days=rng.randint(1, 5)))
     if p.id in ctx.plan.dormant:
         back = rng.randint(95, 200)  # planted: nobody has logged in for months
@@ -889,9 +899,10 @@ def _records(ctx: _Ctx) -> list[DemoRecord]:
 
 
 def _customers(rng: random.Random, sellers: list[DemoPerson], weights: list[float]
-               ) -> tuple[list[DemoRecord], dict[str, tuple[str, str, bool]]]:
+               ) -> tuple[list[DemoRecord], _Meta]:
     used: set[str] = set()
-    out, meta = [], {}
+    out: list[DemoRecord] = []
+    meta: _Meta = {}
     for n, owner in enumerate(rng.choices(sellers, weights, k=_COUNTS[_C]), 1):
         region = _REGION_CODE.get(owner.department_id)
         city, area, admin = rng.choice(N.CITIES[region] if region else _ALL_CITIES)
@@ -927,10 +938,10 @@ def _landline(rng: random.Random, area: str) -> str:
 def _uscc(rng: random.Random, admin_code: str) -> str:
     """A unified social credit code (GB 32100) with valid org-code and final check characters."""
     body = [rng.randrange(10) for _ in range(8)]
-    org_check = 11 - sum(v * w for v, w in zip(body, _ORG_CODE_WEIGHTS)) % 11
+    org_check = 11 - sum(v * w for v, w in zip(body, _ORG_CODE_WEIGHTS, strict=True)) % 11
     org_char = {10: "X", 11: "0"}.get(org_check, str(org_check))
     code17 = "91" + admin_code + "".join(map(str, body)) + org_char
-    total = sum(_USCC_CHARS.index(ch) * w for ch, w in zip(code17, _USCC_WEIGHTS))
+    total = sum(_USCC_CHARS.index(ch) * w for ch, w in zip(code17, _USCC_WEIGHTS, strict=True))
     return code17 + _USCC_CHARS[(31 - total % 31) % 31]
 
 
@@ -939,7 +950,7 @@ def _bank_account(rng: random.Random) -> str:
 
 
 def _contact(rng: random.Random, maker: _NameMaker, n: int, customer: DemoRecord,
-             meta: dict) -> DemoRecord:
+             meta: _Meta) -> DemoRecord:
     name, surname_py, given_py = maker.any_name()
     wechat = (f"wxid_{rng.getrandbits(40):010x}" if rng.random() < .5
               else f"{surname_py}{given_py}{rng.randint(1, 999)}")
@@ -949,7 +960,7 @@ def _contact(rng: random.Random, maker: _NameMaker, n: int, customer: DemoRecord
     return DemoRecord(_T, f"CTT-{n:06d}", customer.owner_id, customer.department_id, props)
 
 
-def _opportunity(rng: random.Random, n: int, customer: DemoRecord, meta: dict) -> DemoRecord:
+def _opportunity(rng: random.Random, n: int, customer: DemoRecord, meta: _Meta) -> DemoRecord:
     short, _, key_account = meta[customer.id]
     amount = rng.randrange(30_000, 800_000, 1_000) * (4 if key_account else 1)
     props = {"name": f"{short}{rng.choice(N.PRODUCTS)}项目", "amount": amount,
@@ -959,7 +970,7 @@ def _opportunity(rng: random.Random, n: int, customer: DemoRecord, meta: dict) -
     return DemoRecord(_O, f"OPP-{n:06d}", customer.owner_id, customer.department_id, props)
 
 
-def _contract(ctx: _Ctx, rng: random.Random, n: int, customer: DemoRecord, meta: dict
+def _contract(ctx: _Ctx, rng: random.Random, n: int, customer: DemoRecord, meta: _Meta
               ) -> DemoRecord:
     short, _, key_account = meta[customer.id]
     props = {"name": f"{short}{ctx.today.year}年度{rng.choice(N.PRODUCTS)}合同",
@@ -983,13 +994,13 @@ def _oa_records(ctx: _Ctx, rng: random.Random) -> list[DemoRecord]:
     return out
 
 
-def _expense(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict:
+def _expense(ctx: _Ctx, rng: random.Random, _owner: DemoPerson) -> dict[str, Any]:
     roll = rng.random()
     if roll < .03:
         amount, kind = rng.randrange(50_001, 180_000), rng.choice(N.LARGE_EXPENSE_KINDS)
     elif roll < .2:
         amount = rng.randrange(5_000, 50_001)
-        kind = rng.choice(N.LARGE_EXPENSE_KINDS + ("差旅报销", "客户招待"))
+        kind = rng.choice((*N.LARGE_EXPENSE_KINDS, "差旅报销", "客户招待"))
     else:
         amount, kind = rng.randrange(80, 5_000), rng.choice(N.EXPENSE_KINDS)
     month = ctx.day(-rng.randint(0, HISTORY_DAYS)).month
@@ -998,19 +1009,19 @@ def _expense(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict:
             "bank_account": _bank_account(rng)}
 
 
-def _leave_request(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict:
+def _leave_request(_ctx: _Ctx, rng: random.Random, _owner: DemoPerson) -> dict[str, Any]:
     return {"days": rng.choices((1, 2, 3, 5, 7, 10), (30, 25, 20, 12, 8, 5))[0],
             "kind": rng.choices(("年假", "病假", "事假"), (55, 25, 20))[0],
             "status": rng.choices(("pending", "approved"), (20, 80))[0]}
 
 
-def _approval(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict:
+def _approval(_ctx: _Ctx, rng: random.Random, _owner: DemoPerson) -> dict[str, Any]:
     kind = rng.choice(tuple(N.APPROVAL_TITLES))
     return {"title": f"{kind}：{rng.choice(N.APPROVAL_TITLES[kind])}", "kind": kind,
             "status": rng.choices(("pending", "approved", "rejected"), (30, 60, 10))[0]}
 
 
-def _document(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict:
+def _document(ctx: _Ctx, rng: random.Random, owner: DemoPerson) -> dict[str, Any]:
     title = f"{ctx.dept[owner.department_id].name}-{ctx.today.year}年{rng.choice(N.DOCUMENT_TITLES)}"
     return {"title": title,
             "classification": rng.choices(("public", "internal", "confidential"), (30, 55, 15))[0]}
@@ -1030,7 +1041,7 @@ class _Pools:
         for r in records:
             self.by_type[r.type].append(r)
             self.by_owner[(r.type, r.owner_id)].append(r)
-        self.cache: dict[tuple, list[DemoRecord]] = {}
+        self.cache: dict[tuple[str, str, str | None, str], list[DemoRecord]] = {}
 
     def get(self, rtype: str, scope: str, pid: str, dept_id: str) -> list[DemoRecord]:
         if scope == "own":
@@ -1041,13 +1052,13 @@ class _Pools:
             self.cache[key] = [r for r in self.by_type[rtype] if test(r)]
         return self.cache[key]
 
-    def _test(self, scope: str, pid: str, dept_id: str):
+    def _test(self, scope: str, pid: str, dept_id: str) -> Callable[[DemoRecord], bool]:
         if scope.startswith("in:"):
             inside = self.ctx.subtree(scope[3:])
             return lambda r: r.department_id in inside
         mine, fin = self.ctx.subtree(dept_id), self.ctx.subtree("D-FIN")
         return {
-            "any": lambda r: True,
+            "any": lambda _r: True,
             "dept": lambda r: r.department_id == dept_id,
             "subtree": lambda r: r.department_id in mine,
             "dept_others": lambda r: r.department_id in mine and r.owner_id != pid,
@@ -1097,7 +1108,7 @@ def _phases(ctx: _Ctx, p: DemoPerson) -> list[_Phase]:
     return [ph for ph in phases if ph.start < ph.end]
 
 
-def _person_extras(plan: _Plan, pid: str) -> tuple:
+def _person_extras(plan: _Plan, pid: str) -> _Menu:
     if pid in plan.sod[:2]:
         extra = ((3, _E, "approve", "big", 0),) if pid == plan.sod[1] else ()
         return _SOD_CONTRACT_EXTRAS + extra
@@ -1109,7 +1120,7 @@ def _person_extras(plan: _Plan, pid: str) -> tuple:
 
 
 def _phase(ctx: _Ctx, p: DemoPerson, start: date, end: date, profile: str, dept_id: str,
-           extras: tuple) -> _Phase:
+           extras: _Menu) -> _Phase:
     entries = list(_MENUS[profile]) + list(_OA_BASICS) + list(extras)
     if p.id in ctx.heads:
         entries += _HEAD_MENU
@@ -1120,11 +1131,11 @@ def _phase(ctx: _Ctx, p: DemoPerson, start: date, end: date, profile: str, dept_
     return _Phase(start, end, dept_id, rate, tuple(entries), tuple(accumulate(e[0] for e in entries)))
 
 
-def _fixed_phase(start: date, end: date, dept_id: str, entries: tuple) -> _Phase:
+def _fixed_phase(start: date, end: date, dept_id: str, entries: _Menu) -> _Phase:
     return _Phase(start, end, dept_id, 1.0, entries, tuple(accumulate(e[0] for e in entries)))
 
 
-def _days(start: date, end: date):
+def _days(start: date, end: date) -> Iterator[date]:
     day = start
     while day < end:
         yield day
@@ -1164,7 +1175,7 @@ def _draw_event(rng: random.Random, pools: _Pools, pid: str, ph: _Phase, day: da
     return None
 
 
-def _make_event(rng: random.Random, pools: _Pools, pid: str, dept_id: str, entry: tuple,
+def _make_event(rng: random.Random, pools: _Pools, pid: str, dept_id: str, entry: _Entry,
                 day: date) -> DemoActivity | None:
     _, rtype, action, scope, field_rate = entry
     at = _clock(rng, day)
@@ -1188,6 +1199,8 @@ def _clock(rng: random.Random, day: date) -> datetime:
 def _after_exit_events(ctx: _Ctx, rng: random.Random, pools: _Pools) -> list[DemoActivity]:
     """Planted: one leaver keeps pulling customer phone numbers through the still-open CRM."""
     p = ctx.person[ctx.plan.leavers[1]]
+    if p.left_on is None:
+        return []
     start = max(p.left_on + timedelta(days=1), ctx.day(-10))
     ph = _fixed_phase(start, ctx.today, p.department_id, _AFTER_EXIT_MENU)
     out = []
@@ -1211,7 +1224,7 @@ def _delegate_events(ctx: _Ctx, rng: random.Random, pools: _Pools) -> list[DemoA
     return out
 
 
-def _guaranteed_events(ctx: _Ctx, rng: random.Random, pools: _Pools, phases: dict,
+def _guaranteed_events(ctx: _Ctx, rng: random.Random, pools: _Pools, phases: dict[str, list[_Phase]],
                        events: list[DemoActivity]) -> list[DemoActivity]:
     """Make sure the planted behaviour shows (and every working person did something)."""
     plan, east = ctx.plan, "in:D-SALES-EAST"
@@ -1235,7 +1248,7 @@ def _guaranteed_events(ctx: _Ctx, rng: random.Random, pools: _Pools, phases: dic
     return [e for e in out if e is not None]
 
 
-def _late_event(rng: random.Random, pools: _Pools, pid: str, ph: _Phase, entry: tuple
+def _late_event(rng: random.Random, pools: _Pools, pid: str, ph: _Phase, entry: _Entry
                 ) -> DemoActivity | None:
     workdays = [d for d in _days(ph.start, ph.end) if d.weekday() < 5] or [ph.start]
     return _make_event(rng, pools, pid, ph.dept_id, entry, workdays[-1])
@@ -1244,7 +1257,7 @@ def _late_event(rng: random.Random, pools: _Pools, pid: str, ph: _Phase, entry: 
 # --------------------------------------------------------------------------- anomalies
 
 def _anomalies(ctx: _Ctx, crm: dict[str, str]) -> list[DemoAnomaly]:
-    out = _leaver_anomalies(ctx, crm) + [_mover_anomaly(ctx)] + _sod_anomalies(ctx)
+    out = [*_leaver_anomalies(ctx, crm), _mover_anomaly(ctx), *_sod_anomalies(ctx)]
     out += _admin_anomalies(ctx) + _orphan_anomalies() + [_outlier_anomaly(ctx)]
     out += _grant_anomalies(ctx) + _dormant_anomalies(ctx)
     return out
@@ -1294,7 +1307,7 @@ def _sod_anomalies(ctx: _Ctx) -> list[DemoAnomaly]:
          "approves finance colleagues' expenses"),
     )
     out = []
-    for pid, (zh_text, en_text) in zip(ctx.plan.sod, texts):
+    for pid, (zh_text, en_text) in zip(ctx.plan.sod, texts, strict=True):
         zh, en = _who(ctx, pid)
         out.append(DemoAnomaly("sod_conflict", pid, f"{zh}{zh_text}（职责分离冲突）",
                                f"{en} {en_text} (separation-of-duties conflict)"))

@@ -1,0 +1,43 @@
+# Two commands: `make run` (set up, load the demo organisation, serve) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+export ACCESSGOV_DATABASE_URL ?= sqlite:///var/accessgov.db
+
+.PHONY: run test setup lint policy-test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+tests/idp/node_modules/.package-lock.json: tests/idp/package-lock.json
+	cd tests/idp && npm ci --no-audit --no-fund --silent
+
+## Serve the API on embedded SQLite with the demo organisation loaded (development tokens on).
+run: setup
+	ACCESSGOV_AUTH__DEV_TOKENS=true $(BIN)/accessgov demo --if-empty
+	@echo
+	@echo "accessgov: http://$(HOST):$(PORT)/docs   token: ACCESSGOV_AUTH__DEV_TOKENS=true $(BIN)/accessgov dev-token"
+	@echo
+	ACCESSGOV_AUTH__DEV_TOKENS=true $(BIN)/accessgov serve --host $(HOST) --port $(PORT)
+
+## The whole test suite: SQLite and PostgreSQL, the real OIDC provider, the policy tables.
+test: setup tests/idp/node_modules/.package-lock.json
+	$(BIN)/python -m pytest -q
+
+policy-test: setup
+	$(BIN)/accessgov policy test
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,189 @@
+"""The ``accessgov`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from app.config import Environment, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@click.group()
+def main() -> None:
+    """accessgov: permission decisions and access governance for CRM + OA."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes (one per core in production).")
+def serve(host: str, port: int, workers: int) -> None:
+    """Migrate the database, import the policy baseline if none is loaded, and serve the API."""
+    import uvicorn
+
+    from app.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _prepare(settings, import_if_empty=True)
+    uvicorn.run("app.main:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_config=None, access_log=False)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration."""
+    from app.db import make_engine
+    from app.migrate import upgrade
+
+    upgrade(make_engine(_settings().database_url))
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.option("--reset", is_flag=True, help="Delete the demo organisation's data first (SQLite file only).")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already holds people.")
+def demo(reset: bool, if_empty: bool) -> None:
+    """Load the demo organisation (about 300 people, 90 days of decisions) into the configured database."""
+    from sqlalchemy import func, select
+
+    from app.demo.load import load_demo
+    from app.directory.models import Person
+
+    settings = _settings()
+    if reset:
+        _reset_sqlite(settings)
+    services = _prepare(settings, import_if_empty=True)
+    if if_empty:
+        with services.factory() as session:
+            if session.scalar(select(func.count()).select_from(Person)):
+                click.echo("the database already holds an organisation; demo not loaded again")
+                return
+    summary = load_demo(services)
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+@main.command("dev-token")
+@click.option("--client-id", default="demo-crm", show_default=True)
+@click.option("--scopes", default="accessgov.decide,accessgov.directory,accessgov.policy,accessgov.audit",
+              show_default=True, help="Comma-separated API scopes.")
+@click.option("--ttl", default=86_400, show_default=True, type=int, help="Lifetime in seconds.")
+def dev_token(client_id: str, scopes: str, ttl: int) -> None:
+    """Print a bearer token accepted only in development mode (ACCESSGOV_AUTH__DEV_TOKENS=true)."""
+    from app.auth.verifier import make_dev_token
+
+    settings = _settings()
+    if settings.environment == Environment.production:
+        raise click.ClickException("development tokens are refused when ACCESSGOV_ENVIRONMENT=production")
+    click.echo(make_dev_token(secret=settings.auth.dev_secret, audience=settings.auth.audience,
+                              client_id=client_id, scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+                              ttl_seconds=ttl))
+
+
+@main.group()
+def policy() -> None:
+    """Policy as code: test, import, export."""
+
+
+@policy.command("test")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Policy directory (default: ACCESSGOV_POLICIES_DIR or ./policies).")
+def policy_test(directory: Path | None) -> None:
+    """Validate the policy files and run policies/tests/*.yaml; exit 1 on any failure."""
+    from app.authz.policy import parse_bundle, read_bundle
+    from app.authz.policytest import load_tables, run_tables
+    from app.errors import InvalidPolicy
+
+    directory = directory or _settings().policies_dir
+    try:
+        policy_obj = parse_bundle(read_bundle(directory))
+    except InvalidPolicy as exc:
+        click.echo(f"INVALID: {exc.message}", err=True)
+        for problem in exc.details or []:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(1)
+    results = run_tables(policy_obj, load_tables(directory / "tests"))
+    for r in results:
+        click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.table}: {r.name}" + ("" if r.passed else f"  — {r.message}"))
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed or not results:
+        sys.exit(1)
+
+
+@policy.command("import")
+@click.option("--reason", default="import reviewed baseline from policies/", show_default=True)
+@click.option("--actor", default="cli", show_default=True)
+def policy_import(reason: str, actor: str) -> None:
+    """Import policies/ as a new policy version (validated and tested first)."""
+    services = _prepare(_settings(), import_if_empty=False)
+    version = services.policy.import_baseline(actor=actor, reason=reason)
+    click.echo("policy unchanged (same contents as the active version)" if version is None
+               else f"imported as policy version {version.id}")
+
+
+@policy.command("export")
+@click.option("--version", "version_id", type=int, default=None, help="Version id (default: the active one).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+def policy_export(version_id: int | None, out: Path) -> None:
+    """Write a policy version's files to a directory, for review in version control."""
+    from app.policy.service import export_version
+
+    services = _prepare(_settings(), import_if_empty=False)
+    with services.factory() as session:
+        version = (services.policy.get_version_or_raise(session, version_id) if version_id
+                   else services.policy.active_version(session))
+        if version is None:
+            raise click.ClickException("no policy version in the database")
+        for path in export_version(version, out):
+            click.echo(str(path))
+
+
+@policy.command("versions")
+def policy_versions() -> None:
+    """List policy versions, newest (active) first."""
+    services = _prepare(_settings(), import_if_empty=False)
+    with services.factory() as session:
+        for v in services.policy.list_versions(session):
+            click.echo(f"{v.id}\t{v.created_at:%Y-%m-%d %H:%M}\t{v.created_by}\t{v.digest[:12]}\t{v.reason}")
+
+
+def _prepare(settings: Settings, *, import_if_empty: bool):  # type: ignore[no-untyped-def]
+    from app.main import build_services
+    from app.migrate import upgrade
+
+    services = build_services(settings)
+    upgrade(services.factory.kw["bind"])
+    if import_if_empty:
+        with services.factory() as session:
+            empty = services.policy.active_version(session) is None
+        if empty:
+            services.policy.import_baseline(actor="cli", reason="initial import of policies/")
+    return services
+
+
+def _reset_sqlite(settings: Settings) -> None:
+    if not settings.database_url.startswith("sqlite"):
+        raise click.ClickException("--reset only deletes an SQLite file; empty a PostgreSQL database yourself")
+    path = Path(settings.database_url.split("///", 1)[-1])
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

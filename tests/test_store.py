@@ -1,0 +1,153 @@
+"""One store contract suite, run on SQLite and on PostgreSQL (real server, fresh schema per test)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.authz.directory import StateHolder
+from app.authz.engine import Request
+from app.db import make_engine, make_sessionmaker
+from app.decisions.models import DecisionRecord, Usage
+from app.decisions.recorder import DbDecisionRecorder, DecisionEntry, write_batch
+from app.directory.models import Grant
+from app.directory.service import GrantService
+from app.errors import Conflict, InvalidPolicy, InvalidRequest, NotFound
+from app.metrics import Metrics
+from app.policy.models import Change, PolicyVersion
+from app.policy.service import PolicyService
+from tests.conftest import ROOT
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def services(session_factory):  # type: ignore[no-untyped-def]
+    holder = StateHolder()
+    policy = PolicyService(factory=session_factory, holder=holder, policies_dir=ROOT / "policies", metrics=Metrics())
+    policy.reload()
+    return session_factory, holder, policy, GrantService(factory=session_factory, policy=policy)
+
+
+def read_req(sub: str, dom: str, owner: str) -> Request:
+    return Request(sub, dom, "crm.customer", "read", owner, "", {"record": {}, "action": {}, "context": {}}, NOW)
+
+
+def count(factory, model) -> int:  # type: ignore[no-untyped-def]
+    with factory() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_state_loads_directory_grants_and_delegations(services) -> None:  # type: ignore[no-untyped-def]
+    _, holder, _, _ = services
+    state = holder.current
+    assert state.directory.people["P001"].home == "hq/sales/east/"
+    assert state.directory.accounts[("crm", "test01")].person_id is None
+    assert state.engine.decide(read_req("user:P001", "hq/sales/east/", "user:P001")).allowed
+    # P002 deputises P003's dept_manager role (delegation): approves P001's small expense.
+    approve = Request("user:P002", "hq/sales/east/", "oa.expense", "approve", "user:P001", "hq/sales/east/",
+                      {"record": {"amount": 100, "status": "submitted"}, "action": {}, "context": {}}, NOW)
+    decision = state.engine.decide(approve)
+    assert decision.allowed and decision.hold.grant.delegated_from == "P003"
+
+
+def test_grant_is_recorded_with_its_change_and_takes_effect(services) -> None:  # type: ignore[no-untyped-def]
+    factory, holder, _, grants = services
+    before = holder.current.version
+    assert not holder.current.engine.decide(read_req("user:P004", "hq/sales/east/", "user:P001")).allowed
+    grant = grants.create_grant(actor="admin", person_id="P004", role="sales_manager", department_id="D-EAST",
+                                include_subtree=False, reason="cover", valid_from=None, valid_until=None)
+    assert holder.current.version != before
+    assert holder.current.engine.decide(read_req("user:P004", "hq/sales/east/", "user:P001")).allowed
+    with factory() as session:
+        change = session.scalars(select(Change).order_by(Change.id.desc())).first()
+        assert (change.kind, change.target, change.actor) == ("grant.create", f"grant:{grant.id}", "admin")
+    grants.revoke_grant(actor="admin", grant_id=grant.id, reason="done")
+    assert not holder.current.engine.decide(read_req("user:P004", "hq/sales/east/", "user:P001")).allowed
+    with pytest.raises(Conflict):
+        grants.revoke_grant(actor="admin", grant_id=grant.id, reason="again")
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"person_id": "nobody"}, NotFound),
+    ({"person_id": "P006"}, Conflict),
+    ({"role": "ghost"}, InvalidRequest),
+    ({"department_id": "D-NOPE"}, InvalidRequest),
+    ({"reason": "  "}, InvalidRequest),
+    ({"valid_from": NOW, "valid_until": NOW - timedelta(days=1)}, InvalidRequest),
+])
+def test_bad_grants_change_nothing(services, kwargs, error) -> None:  # type: ignore[no-untyped-def]
+    factory, holder, _, grants = services
+    args = {"actor": "admin", "person_id": "P004", "role": "sales", "department_id": "D-EAST",
+            "include_subtree": False, "reason": "x", "valid_from": None, "valid_until": None} | kwargs
+    before = (count(factory, Grant), count(factory, Change), holder.current.version)
+    with pytest.raises(error):
+        grants.create_grant(**args)
+    assert (count(factory, Grant), count(factory, Change), holder.current.version) == before
+
+
+def test_policy_change_makes_a_version_and_a_failing_one_changes_nothing(services) -> None:  # type: ignore[no-untyped-def]
+    factory, holder, policy, _ = services
+    line = "p, marketing, *, crm.customer, read, all, record.level in [A, B], allow"
+    version = policy.change_rules(actor="sec", reason="C 级客户也可查看",
+                                  add=[line.replace("[A, B]", "[A, B, C]")], remove=[line])
+    assert holder.current.policy_version_id == version.id
+    before = (count(factory, PolicyVersion), count(factory, Change), holder.current.version)
+    with pytest.raises(InvalidPolicy) as info:  # breaks a policy test table
+        policy.change_rules(actor="sec", reason="oops", add=[],
+                            remove=["p, sales, *, crm.customer, read, own, -, allow"])
+    assert any("销售可以看自己的客户" in d for d in info.value.details)
+    with pytest.raises(InvalidPolicy):
+        policy.change_rules(actor="sec", reason="bad", add=["p, sales, *, crm.customer"], remove=[])
+    assert (count(factory, PolicyVersion), count(factory, Change), holder.current.version) == before
+    rolled = policy.rollback(actor="sec", reason="undo", to_version=1)
+    with factory() as session:
+        assert rolled.digest == policy.get_version_or_raise(session, 1).digest
+
+
+def test_decision_log_batches_and_usage_aggregate(services) -> None:  # type: ignore[no-untyped-def]
+    factory, _, _, _ = services
+    entries = [DecisionEntry(id=f"d-{i}", at=NOW + timedelta(seconds=i), caller="crm", subject="user:P001",
+                             person_id="P001", action="read", resource_type="crm.customer", resource_id="CUS-1",
+                             allowed=i % 3 != 0, policy_version="1") for i in range(9)]
+    write_batch(factory, entries[:5])
+    write_batch(factory, entries[5:])
+    with factory() as session:
+        usage = session.get(Usage, ("P001", "crm.customer", "read"))
+        assert (usage.count, usage.allows, usage.denies) == (9, 6, 3)
+        assert usage.first_used == entries[0].at and usage.last_used == entries[-1].at
+        assert session.scalar(select(func.count()).select_from(DecisionRecord)) == 9
+
+
+def test_recorder_survives_a_database_outage_and_flushes_on_stop(db_url) -> None:  # type: ignore[no-untyped-def]
+    from app.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    broken = make_sessionmaker(make_engine("sqlite:////nonexistent-dir/x.db"))
+    metrics = Metrics()
+    recorder = DbDecisionRecorder(broken, metrics, queue_size=100, batch_size=10, flush_seconds=0.05)
+    recorder.start()
+    entry = DecisionEntry(id="keep-me", at=NOW, caller="c", subject="s", person_id=None, action="read",
+                          resource_type="crm.customer", resource_id=None, allowed=False, policy_version="1")
+    recorder.record(entry)
+    assert not recorder.flush(timeout=0.5)  # cannot write: kept, not lost
+    recorder._factory = make_sessionmaker(engine)  # the database comes back
+    assert recorder.flush(timeout=10)
+    recorder.stop()
+    assert metrics.log_write_failures._value.get() >= 1
+    with make_sessionmaker(engine)() as session:
+        assert session.get(DecisionRecord, "keep-me") is not None
+    engine.dispose()
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_blocking(db_url) -> None:  # type: ignore[no-untyped-def]
+    metrics = Metrics()
+    recorder = DbDecisionRecorder(make_sessionmaker(make_engine("sqlite://")), metrics, queue_size=100)
+    entry = DecisionEntry(id="x", at=NOW, caller="c", subject="s", person_id=None, action="read",
+                          resource_type="crm.customer", resource_id=None, allowed=False, policy_version="1")
+    for _ in range(150):  # writer not started: the buffer fills
+        recorder.record(entry)
+    assert metrics.log_dropped._value.get() == 50
