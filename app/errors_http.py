@@ -66,5 +66,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
         return _body(500, "internal_error", "internal error")

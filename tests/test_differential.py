@@ -56,12 +56,11 @@ def _requests(state: Any, records: list[tuple], n: int, seed: int) -> list[Reque
     for _ in range(n):
         person = rng.choice(people)
         rtype, _rid, owner, dep, props = rng.choice(records)
-        if rng.random() < 0.3:  # the same record asked by its owner or a colleague
-            person = directory.people.get(owner, person) if directory.people.get(owner, person).status == "active" else person
-        if rng.random() < 0.15:  # a record of another department
-            dep_path = rng.choice(paths)
-        else:
-            dep_path = directory.departments[dep]
+        owner_view = directory.people.get(owner)
+        if rng.random() < 0.3 and owner_view is not None and owner_view.status == "active":
+            person = owner_view  # the owner asks about their own record
+        # 15 %: the record sits in another department
+        dep_path = rng.choice(paths) if rng.random() < 0.15 else directory.departments[dep]
         action = rng.choice(resources[rtype].actions)
         attrs = {"record": dict(props), "action": {"rows": rng.choice([50, 800, 5000])}, "context": {}}
         if rng.random() < 0.05:

@@ -147,7 +147,7 @@ class Engine:
         if memo is not None:
             return memo
         buckets = self._inherit.buckets(dom)
-        seen = {role: (role,)}
+        seen: dict[str, tuple[str, ...]] = {role: (role,)}
         frontier = [role]
         for _ in range(MAX_INHERIT_HOPS):
             nxt = []

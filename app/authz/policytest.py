@@ -85,10 +85,7 @@ def _edges(pid: str, spec: Mapping[str, Any], departments: Mapping[str, str], no
     out = []
     for g in spec.get("grants") or []:
         dep = g.get("department")
-        if dep is None:
-            dom = "*"
-        else:
-            dom = departments[dep] + ("*" if g.get("subtree") else "")
+        dom = "*" if dep is None else departments[dep] + ("*" if g.get("subtree") else "")
         out.append(GrantEdge(
             sub=f"user:{pid}", role=str(g["role"]), dom=dom, source="test",
             valid_from=_when(g.get("valid_from"), now), valid_until=_when(g.get("valid_until"), now),

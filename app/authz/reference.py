@@ -14,7 +14,7 @@ from typing import Any
 import casbin
 from casbin.model import Model
 
-from app.authz.conditions import ConditionError, Condition, parse_condition
+from app.authz.conditions import Condition, ConditionError, parse_condition
 from app.authz.engine import GrantEdge, Request
 from app.authz.policy import Policy
 from app.authz.rules import key_match, scope_match

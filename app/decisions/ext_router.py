@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["Decision extensions"], responses=ERROR_R
 @router.post("/filter", summary="A list-page filter: always, never, or a condition for your SQL")
 def filter_records(body: FilterRequest, caller: DecideCaller, request: Request) -> dict[str, Any]:
     """Which records of a type the subject may act on, as department/owner/property conditions."""
-    return request.app.state.services.insight.filter(caller=caller, request=body)  # type: ignore[no-any-return]
+    return request.app.state.services.insight.filter(request=body)  # type: ignore[no-any-return]
 
 
 @router.post("/explain", summary="Why a decision comes out as it does")

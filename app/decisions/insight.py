@@ -37,7 +37,7 @@ class InsightService:
         out = explain(state.engine, resolved.request, resolved.fields)
         return out | {"policy_version": state.version, "notes": resolved.notes}
 
-    def filter(self, *, caller: Caller, request: FilterRequest) -> dict[str, Any]:
+    def filter(self, *, request: FilterRequest) -> dict[str, Any]:
         """always / never / a condition a CRM can put in its SQL."""
         state = self._state()
         rtype = state.engine.policy.resources.get(request.resource.type)

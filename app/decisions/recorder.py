@@ -69,7 +69,7 @@ class NullDecisionRecorder:
     def stop(self) -> None:
         """Nothing to stop."""
 
-    def flush(self, timeout: float = 10.0) -> bool:
+    def flush(self, timeout: float = 10.0) -> bool:  # noqa: ARG002 - the protocol's signature
         """Nothing to flush."""
         return True
 

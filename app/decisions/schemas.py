@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 _LENIENT = ConfigDict(extra="ignore")
-_EXAMPLE_SUBJECT = {"type": "user", "id": "crm:zhangwei01"}
-_EXAMPLE_RESOURCE = {
+_EXAMPLE_SUBJECT: Any = {"type": "user", "id": "crm:zhangwei01"}
+_EXAMPLE_RESOURCE: Any = {
     "type": "crm.customer",
     "id": "CUS-000123",
     "properties": {"owner": "P00012", "department": "D-SALES-EAST", "fields": ["name", "phone", "id_number"]},
@@ -19,7 +19,8 @@ _EXAMPLE_RESOURCE = {
 class Subject(BaseModel):
     """Who asks: a person id (``P00012``) or a source-system account (``crm:zhangwei01``)."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [_EXAMPLE_SUBJECT]})
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+_EXAMPLE_SUBJECT]})
     type: str = Field(min_length=1, max_length=64)
     id: str = Field(min_length=1, max_length=300)
     properties: dict[str, Any] | None = None
@@ -37,7 +38,8 @@ class SearchSubject(BaseModel):
 class Resource(BaseModel):
     """The record: its type, id, and properties (owner, department, fields, what conditions read)."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [_EXAMPLE_RESOURCE]})
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+_EXAMPLE_RESOURCE]})
     type: str = Field(min_length=1, max_length=64)
     id: str = Field(max_length=300)
     properties: dict[str, Any] | None = None
@@ -55,7 +57,8 @@ class SearchResource(BaseModel):
 class Action(BaseModel):
     """What the subject wants to do; properties are the action's options (e.g. ``rows`` of an export)."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "read"}]})
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+{"name": "read"}]})
     name: str = Field(min_length=1, max_length=64)
     properties: dict[str, Any] | None = None
 
@@ -65,7 +68,8 @@ class EvaluationRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{"subject": _EXAMPLE_SUBJECT, "action": {"name": "read"},
+        json_schema_extra={"examples": [
+{"subject": _EXAMPLE_SUBJECT, "action": {"name": "read"},
                                          "resource": _EXAMPLE_RESOURCE}]},
     )
     subject: Subject
@@ -104,7 +108,8 @@ class EvaluationsRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{
+        json_schema_extra={"examples": [
+{
             "subject": _EXAMPLE_SUBJECT, "action": {"name": "read"},
             "options": {"evaluations_semantic": "execute_all"},
             "evaluations": [{"resource": _EXAMPLE_RESOURCE},
@@ -194,7 +199,8 @@ class FilterRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{"subject": _EXAMPLE_SUBJECT, "action": {"name": "read"},
+        json_schema_extra={"examples": [
+{"subject": _EXAMPLE_SUBJECT, "action": {"name": "read"},
                                          "resource": {"type": "crm.customer"}}]},
     )
     subject: Subject

@@ -83,7 +83,9 @@ class DecisionService:
 
     def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem) -> Resolved:
         """Resolve subject, resource and action through the directory and the record registry."""
-        assert request.subject and request.action and request.resource
+        assert request.subject is not None
+        assert request.action is not None
+        assert request.resource is not None
         props = request.resource.properties or {}
         # Only a caller that leaves out the department pays a registry lookup; the usual
         # CRM/OA call carries owner and department and never touches the database.

@@ -147,13 +147,14 @@ def _history(factory: Any, state: State, org: DemoOrg, paths: dict[str, str]) ->
     return total
 
 
-def _decide_all(state: State, org: DemoOrg, records: dict, people: dict, paths: dict) -> Iterator[DecisionEntry]:
+def _decide_all(state: State, org: DemoOrg, records: dict[Any, Any], people: dict[str, Any],
+                paths: dict[str, str]) -> Iterator[DecisionEntry]:
     for act in org.activity:
         person = people[act.person_id]
         record = records.get((act.resource_type, act.record_id)) if act.record_id else None
         props = dict(record.properties) if record else {}
         dept = record.department_id if record else person.department_id
-        at = _utc(act.at)
+        at = act.at.astimezone(UTC)
         req = Request(sub=f"user:{person.id}", dom=paths.get(dept, ""), obj=act.resource_type, act=act.action,
                       owner=f"user:{record.owner_id}" if record else f"user:{person.id}",
                       home=paths.get(person.department_id, ""),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
@@ -13,7 +13,9 @@ from app.policy.models import Change, PolicyVersion
 from app.policy.schemas import ChangeRead, PolicyChangeCreate, PolicyRollback, PolicyVersionFiles, PolicyVersionRead
 
 router = APIRouter(prefix="/v1", tags=["Policy"], responses=ERROR_RESPONSES)
-_INVALID = {422: ERROR_RESPONSES[400] | {"description": "The change fails validation or the policy tests"}}
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: ERROR_RESPONSES[400] | {"description": "The change fails validation or the policy tests"},
+}
 
 
 @router.get("/policy/versions", response_model=list[PolicyVersionRead], summary="Policy versions")
