@@ -23,6 +23,7 @@ from app.directory.models import Record
 from app.directory.service import GrantService
 from app.errors import InvalidPolicy
 from app.errors_http import install_error_handlers
+from app.http_guard import BodyGuard
 from app.metrics import Metrics
 from app.policy.service import PolicyService
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "API 1.0, field visibility, list filters, explanations and effective permissions.",
     )
     app.state.services = services
+    app.add_middleware(BodyGuard)
     install_error_handlers(app)
     _include_routers(app)
     return app

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.decisions.models import DecisionRecord
 from app.decisions.schemas import EvaluationRequest, FilterRequest
 from app.deps import AuditCaller, DbSession, DecideCaller
+from app.errors import InvalidRequest
 from app.errors_http import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["Decision extensions"], responses=ERROR_RESPONSES)
@@ -42,6 +43,9 @@ def decisions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first, filtered by person, type, effect and time."""
+    for value in (since, until):
+        if value is not None and value.tzinfo is None:
+            raise InvalidRequest("since/until need a timezone, e.g. 2026-11-01T00:00:00+08:00")
     stmt = select(DecisionRecord).order_by(DecisionRecord.at.desc()).limit(limit)
     if person_id:
         stmt = stmt.where(DecisionRecord.person_id == person_id)

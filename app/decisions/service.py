@@ -106,6 +106,10 @@ class DecisionService:
             decision = self.decide_resolved(state, resolved)
         context = _context(decision_id, state, decision, resolved)
         self._record(caller, request, resolved, decision, decision_id, state)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
+                                         "allowed": decision.allowed, "code": decision.code,
+                                         "policy_version": state.version})
         return {"decision": decision.allowed, "context": context}
 
     def _record(self, caller: Caller, request: Any, resolved: Resolved, decision: EngineDecision,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from sqlalchemy import select
 
 from app.deps import DbSession, DirectoryCaller
@@ -22,6 +23,8 @@ from app.directory.schemas import (
 from app.directory.service import get_person_or_raise
 from app.errors_http import ERROR_RESPONSES
 
+# Ids are int4 in PostgreSQL: larger numbers are refused here, not by the database.
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/v1", tags=["Directory"], responses=ERROR_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
@@ -92,7 +95,7 @@ def create_grant(body: GrantCreate, caller: DirectoryCaller, request: Request) -
 @router.post("/grants/{grant_id}/revoke", response_model=GrantRead, summary="Revoke a grant",
              responses={404: ERROR_RESPONSES[400] | {"description": "Unknown grant"},
                         409: ERROR_RESPONSES[400] | {"description": "Already revoked"}})
-def revoke_grant(grant_id: int, body: GrantRevoke, caller: DirectoryCaller, request: Request) -> Grant:
+def revoke_grant(grant_id: DbId, body: GrantRevoke, caller: DirectoryCaller, request: Request) -> Grant:
     """Revoke a grant; it stays in the record, marked revoked."""
     return request.app.state.services.grants.revoke_grant(  # type: ignore[no-any-return]
         actor=caller.client_id, grant_id=grant_id, reason=body.reason)

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _iso_text(value: Any) -> Any:
+    """Times come as ISO 8601 text with a timezone; a bare number is ambiguous and refused."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("give an ISO 8601 time with a timezone, e.g. 2026-12-01T00:00:00+08:00")
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 class DepartmentRead(BaseModel):
@@ -80,8 +91,8 @@ class GrantCreate(BaseModel):
     department_id: str | None = Field(None, description="None: the whole company")
     include_subtree: bool = False
     reason: str = Field(min_length=1, max_length=2000)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: IsoTime | None = None
+    valid_until: IsoTime | None = None
 
 
 class GrantRevoke(BaseModel):
@@ -101,8 +112,8 @@ class DelegationCreate(BaseModel):
     from_person_id: str
     to_person_id: str
     role: str
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime
+    valid_from: IsoTime
+    valid_until: IsoTime
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -70,6 +70,8 @@ class GrantService:
     ) -> Delegation:
         """Hand one of a person's roles to a deputy for a window."""
         _check_window(valid_from, valid_until)
+        if not reason.strip():
+            raise InvalidRequest("a delegation needs a reason")
         if from_person_id == to_person_id:
             raise InvalidRequest("a person cannot delegate to themselves")
         with transaction(self._factory) as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from sqlalchemy import select
 
 from app.deps import AuditCaller, DbSession, PolicyCaller
@@ -12,6 +13,8 @@ from app.errors_http import ERROR_RESPONSES
 from app.policy.models import Change, PolicyVersion
 from app.policy.schemas import ChangeRead, PolicyChangeCreate, PolicyRollback, PolicyVersionFiles, PolicyVersionRead
 
+# Ids are int4 in PostgreSQL: larger numbers are refused here, not by the database.
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/v1", tags=["Policy"], responses=ERROR_RESPONSES)
 _INVALID: dict[int | str, dict[str, Any]] = {
     422: ERROR_RESPONSES[400] | {"description": "The change fails validation or the policy tests"},
@@ -25,7 +28,7 @@ def versions(caller: PolicyCaller, session: DbSession, request: Request) -> list
 
 
 @router.get("/policy/versions/{version_id}", response_model=PolicyVersionFiles, summary="One version's files")
-def version(version_id: int, caller: PolicyCaller, session: DbSession, request: Request) -> PolicyVersion:
+def version(version_id: DbId, caller: PolicyCaller, session: DbSession, request: Request) -> PolicyVersion:
     """A version with the text of its files."""
     return request.app.state.services.policy.get_version_or_raise(session, version_id)  # type: ignore[no-any-return]
 

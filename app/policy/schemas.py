@@ -42,7 +42,7 @@ class PolicyRollback(BaseModel):
     """Make an earlier version's contents current again."""
 
     model_config = ConfigDict(extra="forbid")
-    to_version: int
+    to_version: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -105,6 +105,8 @@ class PolicyService:
 
     def rollback(self, *, actor: str, reason: str, to_version: int) -> PolicyVersion:
         """Make an earlier version's contents active again, as a new version."""
+        if not reason.strip():
+            raise InvalidPolicy("a rollback needs a reason")
         with self._factory() as session:
             target = self.get_version_or_raise(session, to_version)
             files = dict(target.files)
