@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     log_level: str = Field("INFO", description="Root log level.")
+    refresh_seconds: float = Field(
+        1.0, gt=0, description="How often each process checks the change log for changes made by other processes.")
 
     @model_validator(mode="after")
     def _refuse_dev_shortcuts_in_production(self) -> Settings:

@@ -25,6 +25,7 @@ from app.errors import InvalidPolicy
 from app.errors_http import install_error_handlers
 from app.http_guard import BodyGuard
 from app.metrics import Metrics
+from app.policy.refresher import StateRefresher
 from app.policy.service import PolicyService
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Services:
     decisions: DecisionService
     search: SearchService
     insight: Any
+    refresher: StateRefresher
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -83,9 +85,10 @@ def build_services(settings: Settings) -> Services:
     decisions = DecisionService(holder=holder, recorder=recorder, metrics=metrics, record_lookup=record_lookup,
                                 max_batch=settings.max_batch)
     search = SearchService(holder=holder, decisions=decisions, factory=factory, page_size=settings.search_page_size)
+    refresher = StateRefresher(factory=factory, holder=holder, policy=policy, interval=settings.refresh_seconds)
     return Services(settings, factory, holder, metrics, build_verifier(settings), recorder, policy,
                     GrantService(factory=factory, policy=policy), decisions, search,
-                    InsightService(holder=holder, decisions=decisions))
+                    InsightService(holder=holder, decisions=decisions), refresher)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -100,7 +103,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             services.policy.reload()
         except InvalidPolicy as exc:
             log.error("policy not loaded, decisions are refused: %s", exc.message)
+        services.refresher.start()
         yield
+        services.refresher.stop()
         services.recorder.stop()
 
     app = FastAPI(

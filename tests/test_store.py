@@ -151,3 +151,22 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(db_url) -> None:  # 
     for _ in range(150):  # writer not started: the buffer fills
         recorder.record(entry)
     assert metrics.log_dropped._value.get() == 50
+
+
+def test_another_process_sees_a_revocation_within_its_refresh(services, session_factory) -> None:  # type: ignore[no-untyped-def]
+    from app.policy.refresher import StateRefresher
+
+    factory, _, _, grants = services
+    # A second "process": its own holder and policy service over the same database.
+    other_holder = StateHolder()
+    other_policy = PolicyService(factory=session_factory, holder=other_holder, policies_dir=ROOT / "policies",
+                                 metrics=Metrics())
+    other_policy.reload()
+    refresher = StateRefresher(factory=session_factory, holder=other_holder, policy=other_policy, interval=60)
+    assert other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+    assert refresher.check_once() is False
+    with factory() as session:
+        grant_id = session.scalar(select(Grant.id).where(Grant.person_id == "P003", Grant.role == "sales_manager"))
+    grants.revoke_grant(actor="sec", grant_id=grant_id, reason="left the team")
+    assert refresher.check_once() is True
+    assert not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
