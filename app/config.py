@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         if self.environment == Environment.production:
             if self.auth.dev_tokens:
                 raise ValueError("development tokens are refused when environment=production")
-            if self.auth.issuer is None:
+            if not self.auth.issuer:
                 raise ValueError("production needs ACCESSGOV_AUTH__ISSUER (the company IdP)")
         if self.auth.dev_tokens and self.auth.dev_secret == DEV_SECRET_PLACEHOLDER and (
             self.environment != Environment.development
