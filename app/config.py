@@ -28,7 +28,7 @@ class AuthSettings(BaseModel):
 
     issuer: str | None = Field(None, description="OIDC issuer of the company IdP; discovery is read from it.")
     audience: str = Field("accessgov", description="Required `aud` of access tokens.")
-    algorithms: list[str] = Field(["RS256", "ES256", "PS256"], description="Accepted JWS algorithms.")
+    algorithms: list[str] = Field(["RS256", "ES256"], description="Accepted JWS algorithms (asymmetric only).")
     required_typ: str = Field("at+jwt", description="Required JWT `typ` header (RFC 9068).")
     jwks_min_refetch_seconds: float = Field(30.0, description="Minimum seconds between JWKS re-fetches.")
     leeway_seconds: int = Field(30, description="Clock skew allowed on exp/nbf/iat.")

@@ -7,17 +7,30 @@ later, when the answer is serialised (a 500).  These bodies are refused here wit
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
-_LONE_SURROGATE = re.compile(
-    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-)
 
-_NUL = re.compile(rb"(?<!\\)\\u0000")
+
+def _bad_text(body: bytes) -> bool:
+    """A NUL or a lone surrogate in any string or key (only escapes can produce them in JSON)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # not JSON: the schema validation answers that with malformed_json
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node or any("\ud800" <= ch <= "\udfff" for ch in node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _too_deep(body: bytes) -> bool:
@@ -66,11 +79,11 @@ class BodyGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        if b"\\u" in body and (_LONE_SURROGATE.search(body) or _NUL.search(body)):
-            await _refuse(send, 400, "invalid_unicode", "the body contains a NUL or a lone UTF-16 surrogate escape")
-            return
         if _too_deep(body):
             await _refuse(send, 400, "too_deep", f"JSON nested more than {MAX_DEPTH} levels")
+            return
+        if b"\\u" in body and _bad_text(body):
+            await _refuse(send, 400, "invalid_unicode", "the body contains a NUL or a lone UTF-16 surrogate")
             return
         sent = False
 

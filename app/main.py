@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         yield
         services.refresher.stop()
         services.recorder.stop()
+        services.factory.kw["bind"].dispose()
 
     app = FastAPI(
         title="accessgov", version="0.1.0", lifespan=lifespan,

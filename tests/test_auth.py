@@ -79,7 +79,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def evaluate(app: TestClient, headers: dict[str, str]) -> httpx.Response:
-    return app.post("/access/v1/evaluation", json=EVALUATION, headers=headers)
+    response: httpx.Response = app.post("/access/v1/evaluation", json=EVALUATION, headers=headers)
+    return response
 
 
 def assert_error(response: httpx.Response, status: int, code: str, message_part: str) -> None:
@@ -241,7 +242,7 @@ def test_token_for_another_audience_is_401(make_app: MakeApp, idp: TestIdP) -> N
 
 @pytest.mark.idp
 def test_issuer_must_match_exactly_localhost_is_not_127_0_0_1(make_app: MakeApp, idp: TestIdP) -> None:
-    app = make_app(server=idp, issuer=idp.issuer.replace("127.0.0.1", "localhost"))
+    app = make_app(issuer=idp.issuer.replace("127.0.0.1", "localhost"))
 
     assert_error(evaluate(app, bearer(idp.token("crm-backend"))), 401, "unauthorized", "issuer")
 

@@ -77,6 +77,7 @@ def test_grant_is_recorded_with_its_change_and_takes_effect(services) -> None:  
     ({"department_id": "D-NOPE"}, InvalidRequest),
     ({"reason": "  "}, InvalidRequest),
     ({"valid_from": NOW, "valid_until": NOW - timedelta(days=1)}, InvalidRequest),
+    ({"valid_until": NOW - timedelta(minutes=1)}, InvalidRequest),
 ])
 def test_bad_grants_change_nothing(services, kwargs, error) -> None:  # type: ignore[no-untyped-def]
     factory, holder, _, grants = services
@@ -101,6 +102,10 @@ def test_policy_change_makes_a_version_and_a_failing_one_changes_nothing(service
     assert any("销售可以看自己的客户" in d for d in info.value.details)
     with pytest.raises(InvalidPolicy):
         policy.change_rules(actor="sec", reason="bad", add=["p, sales, *, crm.customer"], remove=[])
+    with pytest.raises(InvalidPolicy):  # one line per entry: no smuggled second rule
+        policy.change_rules(actor="sec", reason="two", remove=[],
+                            add=["p, sales, *, crm.customer, delete, own, -, allow\np, sales, *, oa.leave, "
+                                 "approve, all, -, allow"])
     assert (count(factory, PolicyVersion), count(factory, Change), holder.current.version) == before
     rolled = policy.rollback(actor="sec", reason="undo", to_version=1)
     with factory() as session:
@@ -170,3 +175,29 @@ def test_another_process_sees_a_revocation_within_its_refresh(services, session_
     grants.revoke_grant(actor="sec", grant_id=grant_id, reason="left the team")
     assert refresher.check_once() is True
     assert not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+
+
+def test_a_row_the_database_refuses_is_dropped_not_retried_forever(db_url) -> None:  # type: ignore[no-untyped-def]
+    from app.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    metrics = Metrics()
+    recorder = DbDecisionRecorder(make_sessionmaker(engine), metrics, batch_size=10, flush_seconds=0.05)
+    good = DecisionEntry(id="good", at=NOW, caller="c", subject="s", person_id=None, action="read",
+                         resource_type="crm.customer", resource_id=None, allowed=True, policy_version="1")
+    poison = DecisionEntry(id="good", at=NOW, caller="c", subject="s", person_id=None, action="read",  # same id
+                           resource_type="crm.customer", resource_id=None, allowed=True, policy_version="1")
+    later = DecisionEntry(id="later", at=NOW, caller="c", subject="s", person_id=None, action="read",
+                          resource_type="crm.customer", resource_id=None, allowed=True, policy_version="1")
+    recorder.record(good)
+    recorder.record(poison)
+    recorder.start()
+    assert recorder.flush(timeout=10)
+    recorder.record(later)  # the writer is not stuck on the poison row
+    assert recorder.flush(timeout=10)
+    recorder.stop()
+    assert metrics.log_dropped._value.get() == 1
+    with make_sessionmaker(engine)() as session:
+        assert session.get(DecisionRecord, "later") is not None
+    engine.dispose()

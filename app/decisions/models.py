@@ -22,11 +22,11 @@ class DecisionRecord(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     at: Mapped[datetime]
     caller: Mapped[str] = mapped_column(String(200))
-    subject: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(400))
     person_id: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     resource_type: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str | None] = mapped_column(String(200))
+    resource_id: Mapped[str | None] = mapped_column(String(400))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -130,14 +130,34 @@ class DbDecisionRecorder:
                     pending, backoff = [], 0.1
                 except Exception:
                     self._metrics.log_write_failures.inc()
-                    log.exception("decision log write failed; %d decisions kept for retry", len(pending))
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
+                    pending = self._salvage(pending)
+                    if pending:
+                        log.exception("decision log write failed; %d decisions kept for retry", len(pending))
+                        time.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
             if self._queue.empty():
                 self._idle.set()
                 if self._stop.is_set():
                     return
+
+    def _salvage(self, batch: list[DecisionEntry]) -> list[DecisionEntry]:
+        """Write a failed batch one by one: if some rows go in, the others are poison and are dropped.
+
+        If none goes in, the database is away: keep them all for the retry.
+        """
+        failed = []
+        for entry in batch:
+            try:
+                write_batch(self._factory, [entry])
+            except Exception:
+                failed.append(entry)
+        if len(failed) == len(batch):
+            return failed
+        for entry in failed:
+            self._metrics.log_dropped.inc()
+            log.error("decision %s could not be stored and was dropped", entry.id)
+        return []
 
     def _take(self, limit: int) -> list[DecisionEntry]:
         out: list[DecisionEntry] = []
@@ -163,8 +183,9 @@ def write_batch(factory: sessionmaker[Session], entries: Sequence[DecisionEntry]
 
 def _row(e: DecisionEntry) -> dict[str, Any]:
     return {
-        "id": e.id, "at": e.at, "caller": e.caller, "subject": e.subject, "person_id": e.person_id,
-        "action": e.action, "resource_type": e.resource_type, "resource_id": e.resource_id,
+        "id": e.id, "at": e.at, "caller": e.caller[:200], "subject": e.subject[:400],
+        "person_id": e.person_id, "action": e.action[:64], "resource_type": e.resource_type[:64],
+        "resource_id": e.resource_id[:400] if e.resource_id else None,
         "fields": e.fields, "allowed": e.allowed, "reason": e.reason, "policy_version": e.policy_version,
     }
 

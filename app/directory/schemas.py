@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 
 def _iso_text(value: Any) -> Any:
@@ -89,7 +89,7 @@ class GrantCreate(BaseModel):
     person_id: str = Field(min_length=1, max_length=64)
     role: str = Field(min_length=1, max_length=64)
     department_id: str | None = Field(None, description="None: the whole company")
-    include_subtree: bool = False
+    include_subtree: StrictBool = False
     reason: str = Field(min_length=1, max_length=2000)
     valid_from: IsoTime | None = None
     valid_until: IsoTime | None = None

@@ -27,6 +27,8 @@ class GrantService:
     ) -> Grant:
         """Grant a role to a person within a department scope and a time window."""
         _check_window(valid_from, valid_until)
+        if valid_until is not None and valid_until <= utcnow():
+            raise InvalidRequest("valid_until is already past: such a grant would never be in force")
         if not reason.strip():
             raise InvalidRequest("a grant needs a reason")
         with transaction(self._factory) as session:

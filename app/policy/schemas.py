@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class PolicyVersionRead(BaseModel):
@@ -42,7 +42,7 @@ class PolicyRollback(BaseModel):
     """Make an earlier version's contents current again."""
 
     model_config = ConfigDict(extra="forbid")
-    to_version: int = Field(ge=1, le=2**31 - 1)
+    to_version: StrictInt = Field(ge=1, le=2**31 - 1)
     reason: str = Field(min_length=1, max_length=2000)
 
 

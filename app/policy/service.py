@@ -23,7 +23,7 @@ from app.authz.rules import split_line
 from app.db import transaction
 from app.directory.models import Role
 from app.directory.repository import load_directory, load_grant_edges
-from app.errors import InvalidPolicy, NotFound
+from app.errors import InvalidPolicy, InvalidRequest, NotFound
 from app.metrics import Metrics
 from app.policy.models import Change, PolicyVersion
 
@@ -89,7 +89,9 @@ class PolicyService:
     def change_rules(self, *, actor: str, reason: str, add: Sequence[str], remove: Sequence[str]) -> PolicyVersion:
         """Add and remove policy lines (``p``/``g``/``p2``) as one new version."""
         if not reason.strip():
-            raise InvalidPolicy("a policy change needs a reason")
+            raise InvalidRequest("a policy change needs a reason")
+        if not add and not remove:
+            raise InvalidRequest("a policy change must add or remove at least one line")
         with self._factory() as session:
             active = self.active_version(session)
             if active is None:
@@ -106,7 +108,7 @@ class PolicyService:
     def rollback(self, *, actor: str, reason: str, to_version: int) -> PolicyVersion:
         """Make an earlier version's contents active again, as a new version."""
         if not reason.strip():
-            raise InvalidPolicy("a rollback needs a reason")
+            raise InvalidRequest("a rollback needs a reason")
         with self._factory() as session:
             target = self.get_version_or_raise(session, to_version)
             files = dict(target.files)
@@ -160,6 +162,8 @@ def _mirror_roles(session: Session, policy: Policy) -> None:
 
 def _edit_lines(files: dict[str, str], add: Sequence[str], remove: Sequence[str]) -> dict[str, str]:
     for line in [*add, *remove]:
+        if "\n" in line or "\r" in line:
+            raise InvalidPolicy(f"one line per entry: {line!r}")
         tokens = split_line(line.strip())
         if not tokens or tokens[0] not in RULE_FILES:
             raise InvalidPolicy(f"not a policy line: {line!r} (p, g or p2 lines only)")
