@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.authz.engine import Engine
+from app.errors import NotReady
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,13 @@ class StateHolder:
     def current(self) -> State | None:
         """The state decisions use now (None until the policy is loaded)."""
         return self._state
+
+    def require(self) -> State:
+        """The current state, or NotReady (search, explain and filters refuse to guess)."""
+        state = self._state
+        if state is None:
+            raise NotReady("the policy is not loaded yet")
+        return state
 
     def swap(self, state: State) -> None:
         """Make ``state`` current."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.authz.directory import State, StateHolder
+from app.authz.directory import StateHolder
 from app.authz.filtering import compile_filter
 from app.authz.insight import effective_permissions, explain
 from app.decisions.resolve import Caller, resolve_person
 from app.decisions.schemas import EvaluationRequest, FilterRequest
 from app.decisions.service import DecisionService
-from app.errors import InvalidRequest, NotFound, NotReady
+from app.errors import InvalidRequest, NotFound
 
 
 class InsightService:
@@ -21,15 +21,9 @@ class InsightService:
         self._holder = holder
         self._decisions = decisions
 
-    def _state(self) -> State:
-        state = self._holder.current
-        if state is None:
-            raise NotReady("the policy is not loaded yet")
-        return state
-
     def explain(self, *, caller: Caller, request: EvaluationRequest) -> dict[str, Any]:
         """The full trace of one decision (not recorded as a decision)."""
-        state = self._state()
+        state = self._holder.require()
         resolved = self._decisions.resolve(state, caller, request)
         if resolved.request is None:
             return {"decision": False, "code": resolved.deny, "detail": resolved.message,
@@ -39,7 +33,7 @@ class InsightService:
 
     def filter(self, *, request: FilterRequest) -> dict[str, Any]:
         """always / never / a condition a CRM can put in its SQL."""
-        state = self._state()
+        state = self._holder.require()
         rtype = state.engine.policy.resources.get(request.resource.type)
         if rtype is None:
             raise InvalidRequest(f"unknown resource type {request.resource.type!r}")
@@ -58,7 +52,7 @@ class InsightService:
 
     def effective(self, *, person_id: str) -> dict[str, Any]:
         """Every permission of a person with the grant and role path behind it."""
-        state = self._state()
+        state = self._holder.require()
         person = state.directory.people.get(person_id)
         if person is None:
             raise NotFound(f"no person {person_id}")

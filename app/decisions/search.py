@@ -31,7 +31,7 @@ from app.decisions.schemas import (
 )
 from app.decisions.service import DecisionService
 from app.directory.models import Record
-from app.errors import InvalidRequest, NotReady
+from app.errors import InvalidRequest
 
 
 class SearchService:
@@ -44,15 +44,9 @@ class SearchService:
         self._factory = factory
         self._page_size = page_size
 
-    def _state(self) -> State:
-        state = self._holder.current
-        if state is None:
-            raise NotReady("the policy is not loaded yet")
-        return state
-
     def subjects(self, *, caller: Caller, request: SubjectSearchRequest) -> dict[str, Any]:
         """People who may perform the action on the resource, ordered by person id."""
-        state = self._state()
+        state = self._holder.require()
         after, limit = self._page(request.page, request.model_dump(exclude={"page"}))
         candidates = sorted(p for p in state.directory.people if p > after
                             and state.directory.people[p].status == "active")
@@ -68,7 +62,7 @@ class SearchService:
 
     def resources(self, *, caller: Caller, request: ResourceSearchRequest) -> dict[str, Any]:
         """Records of the registry of that type the subject may act on, ordered by id."""
-        state = self._state()
+        state = self._holder.require()
         after, limit = self._page(request.page, request.model_dump(exclude={"page"}))
         with self._factory() as session:
             ids = list(session.scalars(select(Record.id).where(Record.type == request.resource.type,
@@ -83,7 +77,7 @@ class SearchService:
 
     def actions(self, *, caller: Caller, request: ActionSearchRequest) -> dict[str, Any]:
         """Actions the subject may perform on the resource."""
-        state = self._state()
+        state = self._holder.require()
         rtype = state.engine.policy.resources.get(request.resource.type)
         if rtype is None:
             return {"results": [], "page": {"next_token": "", "count": 0}}
