@@ -201,3 +201,29 @@ def test_a_row_the_database_refuses_is_dropped_not_retried_forever(db_url) -> No
     with make_sessionmaker(engine)() as session:
         assert session.get(DecisionRecord, "later") is not None
     engine.dispose()
+
+
+def test_grant_changes_are_applied_without_rebuilding_the_engine(services) -> None:  # type: ignore[no-untyped-def]
+    _, holder, _, grants = services
+    engine = holder.current.engine
+    grant = grants.create_grant(actor="admin", person_id="P004", role="sales_manager", department_id="D-EAST",
+                                include_subtree=False, reason="cover", valid_from=None, valid_until=None)
+    assert holder.current.engine is engine  # applied in place, not rebuilt
+    assert engine.decide(read_req("user:P004", "hq/sales/east/", "user:P001")).allowed
+    grants.revoke_grant(actor="admin", grant_id=grant.id, reason="done")
+    assert holder.current.engine is engine
+    assert not engine.decide(read_req("user:P004", "hq/sales/east/", "user:P001")).allowed
+
+
+def test_a_delegation_and_its_revoked_source_grant_reach_the_deputy(services) -> None:  # type: ignore[no-untyped-def]
+    factory, holder, _, grants = services
+    approve = Request("user:P001", "hq/sales/east/", "oa.expense", "approve", "user:P002", "hq/sales/east/",
+                      {"record": {"amount": 100, "status": "submitted"}, "action": {}, "context": {}}, NOW)
+    assert not holder.current.engine.decide(approve).allowed
+    grants.create_delegation(actor="P003", from_person_id="P003", to_person_id="P001", role="dept_manager",
+                             valid_from=NOW - timedelta(minutes=1), valid_until=NOW + timedelta(days=1), reason="休假")
+    assert holder.current.engine.decide(approve).allowed
+    with factory() as session:
+        source = session.scalar(select(Grant.id).where(Grant.person_id == "P003", Grant.role == "dept_manager"))
+    grants.revoke_grant(actor="sec", grant_id=source, reason="manager's grant revoked")
+    assert not holder.current.engine.decide(approve).allowed  # the deputy's copy went with it

@@ -6,8 +6,11 @@ decision touches only the subject's own grants, the few domain keys of the recor
 and the rules of the roles the subject holds there.  ``tests/test_differential.py`` checks every
 answer against a stock ``casbin.Enforcer`` loaded with the same model and lines.
 
-An :class:`Engine` is immutable once built; a policy or grant change builds a new one and the
-holder swaps the reference, so readers never see a half-applied change and need no lock.
+Changes are applied in place, copy-on-write: a writer (one at a time, under the state holder's
+lock) builds a new list for the one bucket it touches and swaps it in with a single assignment,
+so readers never lock and never see a half-applied change to a bucket.  Adding or revoking a grant
+touches one subject's list; adding or removing a rule touches one (type, action, domain, role)
+bucket.  Nothing is rebuilt.
 """
 
 from __future__ import annotations
@@ -91,10 +94,28 @@ class _DomainIndex:
         self.exact: dict[str, Bucket] = {}
         self.prefix: dict[str, Bucket] = {}
 
-    def add(self, dom: str, role: str, line: Any) -> None:
+    def add(self, dom: str, role: str, line: Any, *, bulk: bool = False) -> None:
         is_prefix, key = pattern_key(dom)
         table = self.prefix if is_prefix else self.exact
-        table.setdefault(key, {}).setdefault(role, []).append(line)
+        bucket = table.get(key)
+        if bucket is None:
+            table[key] = {role: [line]}
+        elif bulk:
+            bucket.setdefault(role, []).append(line)
+        else:
+            bucket[role] = [*bucket.get(role, ()), line]
+
+    def remove(self, dom: str, role: str, line: Any) -> bool:
+        is_prefix, key = pattern_key(dom)
+        bucket = (self.prefix if is_prefix else self.exact).get(key)
+        if bucket is None or line not in bucket.get(role, ()):
+            return False
+        kept = [x for x in bucket[role] if x != line]  # equality ignores the line number
+        if kept:
+            bucket[role] = kept
+        else:
+            bucket.pop(role, None)
+        return True
 
     def buckets(self, dom: str) -> list[Bucket]:
         out = [b for k in domain_prefixes(dom) if (b := self.prefix.get(k)) is not None]
@@ -115,14 +136,69 @@ class Engine:
         self._inherit = _DomainIndex()
         self._grants: dict[str, list[GrantEdge]] = {}
         self._closure_memo: dict[tuple[str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+        self._grant_subs: dict[int, set[str]] = {}  # writer-side index: grant id -> subjects with an edge
         for r in policy.rules:
-            self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r)
+            self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r, bulk=True)
         for fr in policy.field_rules:
-            self._field_rules.setdefault((fr.obj, fr.act, fr.field), _DomainIndex()).add(fr.dom, fr.role, fr)
+            self._field_rules.setdefault((fr.obj, fr.act, fr.field), _DomainIndex()).add(
+                fr.dom, fr.role, fr, bulk=True)
         for inh in policy.inherits:
-            self._inherit.add(inh.dom, inh.role, inh.parent)
+            self._inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
         for g in grants:
             self._grants.setdefault(g.sub, []).append(g)
+            if g.grant_id is not None:
+                self._grant_subs.setdefault(g.grant_id, set()).add(g.sub)
+
+    # -- incremental change (one writer at a time: the caller holds the state holder's lock) ---
+
+    def add_grant(self, edge: GrantEdge) -> None:
+        """Make one grant edge count from now on."""
+        self._grants[edge.sub] = [*self._grants.get(edge.sub, ()), edge]
+        if edge.grant_id is not None:
+            self._grant_subs.setdefault(edge.grant_id, set()).add(edge.sub)
+
+    def remove_grant(self, grant_id: int) -> int:
+        """Drop every edge of a grant: the holder's and any deputy's delegated copy."""
+        removed = 0
+        for sub in self._grant_subs.pop(grant_id, set()):
+            old = self._grants.get(sub, [])
+            kept = [g for g in old if g.grant_id != grant_id]
+            removed += len(old) - len(kept)
+            if kept:
+                self._grants[sub] = kept
+            else:
+                self._grants.pop(sub, None)
+        return removed
+
+    def apply_policy(self, new: Policy) -> dict[str, int]:
+        """Move to a new policy by applying only the lines that differ."""
+        old = self.policy
+        counts = {"rules_added": 0, "rules_removed": 0, "field_rules_changed": 0, "inherits_changed": 0}
+        old_rules, new_rules = {r.text: r for r in old.rules}, {r.text: r for r in new.rules}
+        for text in old_rules.keys() - new_rules.keys():
+            r = old_rules[text]
+            counts["rules_removed"] += self._rules[(r.obj, r.act)].remove(r.dom, r.role, r)
+        for text in new_rules.keys() - old_rules.keys():
+            r = new_rules[text]
+            self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r)
+            counts["rules_added"] += 1
+        counts["field_rules_changed"] = self._apply_field_rules(old, new)
+        if set(old.inherits) != set(new.inherits):
+            inherit = _DomainIndex()
+            for inh in new.inherits:
+                inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
+            self._inherit, self._closure_memo = inherit, {}
+            counts["inherits_changed"] = len(set(old.inherits) ^ set(new.inherits))
+        self.policy = new
+        return counts
+
+    def _apply_field_rules(self, old: Policy, new: Policy) -> int:
+        before, after = set(old.field_rules), set(new.field_rules)
+        for fr in before - after:
+            self._field_rules[(fr.obj, fr.act, fr.field)].remove(fr.dom, fr.role, fr)
+        for fr in after - before:
+            self._field_rules.setdefault((fr.obj, fr.act, fr.field), _DomainIndex()).add(fr.dom, fr.role, fr)
+        return len(before ^ after)
 
     # -- roles ---------------------------------------------------------------------------------
 

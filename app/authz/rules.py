@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from app.authz.conditions import ALWAYS, Condition
 
@@ -131,7 +132,7 @@ class Rule:
     scope: str
     cond: Condition
     eft: str
-    line: int
+    line: int = dc_field(compare=False)  # where it was read from; not part of the rule's identity
 
     @property
     def text(self) -> str:
@@ -167,7 +168,7 @@ class FieldRule:
     field: str
     scope: str
     level: str
-    line: int
+    line: int = dc_field(compare=False)
 
     @property
     def text(self) -> str:

@@ -64,18 +64,17 @@ def delegation_edges(
     by_person: dict[str, list[Grant]] = {}
     for g in grants:
         by_person.setdefault(g.person_id, []).append(g)
-    out = []
-    for d in delegations:
-        for g in by_person.get(d.from_person_id, ()):
-            if g.role != d.role:
-                continue
-            edge = grant_edge(g, departments)
-            out.append(GrantEdge(
-                sub=f"user:{d.to_person_id}", role=g.role, dom=edge.dom, grant_id=g.id, source="delegation",
-                valid_from=_later(d.valid_from, g.valid_from), valid_until=_earlier(d.valid_until, g.valid_until),
-                delegated_from=d.from_person_id,
-            ))
-    return out
+    return [delegated_edge(grant_edge(g, departments), d)
+            for d in delegations for g in by_person.get(d.from_person_id, ()) if g.role == d.role]
+
+
+def delegated_edge(edge: GrantEdge, d: Delegation) -> GrantEdge:
+    """The deputy's copy of a delegator's edge, valid only where both windows overlap."""
+    return GrantEdge(
+        sub=f"user:{d.to_person_id}", role=edge.role, dom=edge.dom, grant_id=edge.grant_id, source="delegation",
+        valid_from=_later(d.valid_from, edge.valid_from), valid_until=_earlier(d.valid_until, edge.valid_until),
+        delegated_from=d.from_person_id,
+    )
 
 
 def _later(a: datetime, b: datetime | None) -> datetime:

@@ -47,7 +47,7 @@ class GrantService:
             session.add(Change(actor=actor, kind="grant.create", target=f"grant:{grant.id}", reason=reason,
                                details={"person_id": person_id, "role": role, "department_id": department_id,
                                         "include_subtree": include_subtree}))
-        self._policy.reload()
+        self._policy.live.catch_up()
         return grant
 
     def revoke_grant(self, *, actor: str, grant_id: int, reason: str) -> Grant:
@@ -63,7 +63,7 @@ class GrantService:
             grant.revoked_at, grant.revoked_by, grant.revoke_reason = utcnow(), actor, reason
             session.add(Change(actor=actor, kind="grant.revoke", target=f"grant:{grant_id}", reason=reason,
                                details={"person_id": grant.person_id, "role": grant.role}))
-        self._policy.reload()
+        self._policy.live.catch_up()
         return grant
 
     def create_delegation(
@@ -91,7 +91,7 @@ class GrantService:
             session.flush()
             session.add(Change(actor=actor, kind="delegation.create", target=f"delegation:{delegation.id}",
                                reason=reason, details={"from": from_person_id, "to": to_person_id, "role": role}))
-        self._policy.reload()
+        self._policy.live.catch_up()
         return delegation
 
 

@@ -46,14 +46,13 @@ class StateRefresher:
             self._thread = None
 
     def check_once(self) -> bool:
-        """Reload if the database is ahead of this process; True when it reloaded."""
+        """Catch up if the database is ahead of this process; True when it applied something."""
         with self._factory() as session:
             newest = str(session.scalar(select(func.max(Change.id))) or 0)
         current = self._holder.current
         if current is not None and current.version == newest:
             return False
-        self._policy.reload()
-        return True
+        return self._policy.live.catch_up()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

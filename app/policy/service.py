@@ -40,6 +40,9 @@ class PolicyService:
         self._holder = holder
         self._policies_dir = policies_dir
         self._metrics = metrics
+        from app.policy.live import LiveState
+
+        self.live = LiveState(factory=factory, holder=holder, metrics=metrics, full_reload=self.reload)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -83,7 +86,7 @@ class PolicyService:
                 return None
             version = self._write_version(session, policy, active, actor, reason, "policy.import",
                                           {"source": str(self._policies_dir)})
-        self.reload()
+        self.live.catch_up()
         return version
 
     def change_rules(self, *, actor: str, reason: str, add: Sequence[str], remove: Sequence[str]) -> PolicyVersion:
@@ -102,7 +105,7 @@ class PolicyService:
             current = self.active_version(session)
             version = self._write_version(session, policy, current, actor, reason, "policy.change",
                                           {"added": list(add), "removed": list(remove)})
-        self.reload()
+        self.live.catch_up()
         return version
 
     def rollback(self, *, actor: str, reason: str, to_version: int) -> PolicyVersion:
@@ -117,7 +120,7 @@ class PolicyService:
             current = self.active_version(session)
             version = self._write_version(session, policy, current, actor, reason, "policy.rollback",
                                           {"to_version": to_version})
-        self.reload()
+        self.live.catch_up()
         return version
 
     def _write_version(self, session: Session, policy: Policy, parent: PolicyVersion | None, actor: str,
