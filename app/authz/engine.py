@@ -16,13 +16,13 @@ bucket.  Nothing is rebuilt.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from app.authz.conditions import ConditionError
 from app.authz.policy import Policy
-from app.authz.rules import FieldRule, Rule, domain_prefixes, key_match, pattern_key, scope_match
+from app.authz.rules import FieldRule, Rule, domain_prefixes, pattern_key, scope_match
 
 MAX_INHERIT_HOPS = 8  # Casbin stops after 10 levels counting the user and the granted role.
 _MEMO_LIMIT = 50_000
@@ -62,7 +62,7 @@ class Request:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RoleHold:
     """How a subject holds a role in a domain: the grant and the inheritance chain from it."""
 
@@ -71,18 +71,29 @@ class RoleHold:
     chain: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """The engine's answer; ``code`` says why in one word."""
+    """The engine's answer; ``code`` says why in one word (not frozen: built on every request)."""
 
     allowed: bool
     code: str
     rule: Rule | None = None
     hold: RoleHold | None = None
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] | None = None
 
 
 Bucket = dict[str, list[Any]]
+_PREFIXES: dict[str, list[str]] = {}
+
+
+def _prefixes(dom: str) -> list[str]:
+    """``domain_prefixes``, remembered (one entry per department path seen; bounded)."""
+    found = _PREFIXES.get(dom)
+    if found is None:
+        if len(_PREFIXES) >= _MEMO_LIMIT:
+            _PREFIXES.clear()
+        found = _PREFIXES[dom] = domain_prefixes(dom)
+    return found
 
 
 class _DomainIndex:
@@ -118,7 +129,8 @@ class _DomainIndex:
         return True
 
     def buckets(self, dom: str) -> list[Bucket]:
-        out = [b for k in domain_prefixes(dom) if (b := self.prefix.get(k)) is not None]
+        prefix = self.prefix
+        out = [b for k in _prefixes(dom) if (b := prefix.get(k)) is not None]
         exact = self.exact.get(dom)
         if exact is not None:
             out.append(exact)
@@ -144,6 +156,7 @@ class Engine:
                 fr.dom, fr.role, fr, bulk=True)
         for inh in policy.inherits:
             self._inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
+        self._inherit_global = all(i.dom == "*" for i in policy.inherits)
         for g in grants:
             self._grants.setdefault(g.sub, []).append(g)
             if g.grant_id is not None:
@@ -187,6 +200,7 @@ class Engine:
             inherit = _DomainIndex()
             for inh in new.inherits:
                 inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
+            self._inherit_global = all(i.dom == "*" for i in new.inherits)
             self._inherit, self._closure_memo = inherit, {}
             counts["inherits_changed"] = len(set(old.inherits) ^ set(new.inherits))
         self.policy = new
@@ -208,17 +222,29 @@ class Engine:
 
     def holds(self, sub: str, dom: str, at: datetime) -> dict[str, RoleHold]:
         """Roles ``sub`` holds for a record in ``dom`` at ``at``, each with one path that grants it."""
-        out: dict[str, RoleHold] = {}
+        return {role: RoleHold(role, g, chain) for role, (g, chain) in self._held(sub, dom, at).items()}
+
+    def _held(self, sub: str, dom: str, at: datetime) -> dict[str, tuple[GrantEdge, tuple[str, ...]]]:
+        # The hot path: plain tuples, the grant's domain test inlined (keyMatch with a trailing
+        # "*" is a prefix test), validity windows checked without a method call.
+        out: dict[str, tuple[GrantEdge, tuple[str, ...]]] = {}
         for g in self._grants.get(sub, ()):
-            if not g.active(at) or not key_match(dom, g.dom):
+            gdom = g.dom
+            if gdom[-1] == "*":
+                if not dom.startswith(gdom[:-1]):
+                    continue
+            elif dom != gdom:
+                continue
+            if (g.valid_from is not None and at < g.valid_from) or (g.valid_until is not None and at >= g.valid_until):
                 continue
             for role, chain in self._closure(g.role, dom):
                 if role not in out:
-                    out[role] = RoleHold(role, g, chain)
+                    out[role] = (g, chain)
         return out
 
     def _closure(self, role: str, dom: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        key = (role, dom)
+        # When every inheritance line is company-wide the closure does not depend on the domain.
+        key = (role, "*" if self._inherit_global else dom)
         memo = self._closure_memo.get(key)
         if memo is not None:
             return memo
@@ -249,22 +275,23 @@ class Engine:
         index = self._rules.get((req.obj, req.act))
         if index is None:
             return Decision(False, "no_matching_rule")
-        holds = self.holds(req.sub, req.dom, req.at)
-        if not holds:
+        held = self._held(req.sub, req.dom, req.at)
+        if not held:
             return Decision(False, "no_role_here")
-        allow: tuple[Rule, RoleHold] | None = None
+        allow: tuple[Rule, str] | None = None
         for bucket in index.buckets(req.dom):
-            for role, hold in holds.items():
+            for role in held:
                 for rule in bucket.get(role, ()):
                     if not self._rule_matches(rule, req):
                         continue
                     if rule.eft == "deny":
-                        return Decision(False, "explicit_deny", rule, hold)
+                        return Decision(False, "explicit_deny", rule, RoleHold(role, *held[role]))
                     if allow is None:
-                        allow = (rule, hold)
+                        allow = (rule, role)
         if allow is None:
             return Decision(False, "no_matching_rule")
-        return Decision(True, "allowed", allow[0], allow[1])
+        rule, role = allow
+        return Decision(True, "allowed", rule, RoleHold(role, *held[role]))
 
     @staticmethod
     def _rule_matches(rule: Rule, req: Request) -> bool:

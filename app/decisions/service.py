@@ -120,7 +120,7 @@ class DecisionService:
             person_id=resolved.person.id if resolved.person else None, action=request.action.name,
             resource_type=request.resource.type, resource_id=request.resource.id or None,
             allowed=decision.allowed, policy_version=state.version,
-            reason=reason_payload(decision), fields=dict(decision.fields),
+            reason=reason_payload(decision), fields=dict(decision.fields or {}),
         ))
 
 
