@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,11 +34,20 @@ class DecisionService:
         self._metrics = metrics
         self._record_lookup = record_lookup
         self._max_batch = max_batch
+        self._ids = DecisionIds()
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def _count(self, allowed: bool, system: str) -> None:
+        key = ("allow" if allowed else "deny", system)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = self._metrics.decisions.labels(*key)
+        child.inc()
 
     def evaluate(self, *, caller: Caller, request: EvaluationRequest | EvaluationItem) -> dict[str, Any]:
         """One decision as an AuthZEN decision object; never raises for a decision problem."""
         started = time.perf_counter()
-        decision_id = str(uuid.uuid4())
+        decision_id = self._ids.next()
         state = self._holder.current
         try:
             out = self._evaluate(state, caller, request, decision_id)
@@ -45,8 +56,8 @@ class DecisionService:
             log.exception("decision failed", extra={"decision_id": decision_id})
             out = _error_answer(decision_id, state, "internal_error", "the decision could not be made")
         self._metrics.decision_seconds.observe(time.perf_counter() - started)
-        system = request.resource.type.split(".")[0] if request.resource else "unknown"
-        self._metrics.decisions.labels("allow" if out["decision"] else "deny", system).inc()
+        rtype = request.resource.type if request.resource else ""
+        self._count(out["decision"], rtype.partition(".")[0] if "." in rtype else "unknown")
         return out
 
     def evaluate_many(self, *, caller: Caller, request: EvaluationsRequest) -> dict[str, Any]:
@@ -104,8 +115,9 @@ class DecisionService:
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
         else:
             decision = self.decide_resolved(state, resolved)
-        context = _context(decision_id, state, decision, resolved)
-        self._record(caller, request, resolved, decision, decision_id, state)
+        reason = reason_payload(decision)
+        context = _context(decision_id, state, decision, resolved, reason)
+        self._record(caller, request, resolved, decision, decision_id, state, reason)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
                                          "allowed": decision.allowed, "code": decision.code,
@@ -113,19 +125,43 @@ class DecisionService:
         return {"decision": decision.allowed, "context": context}
 
     def _record(self, caller: Caller, request: Any, resolved: Resolved, decision: EngineDecision,
-                decision_id: str, state: State) -> None:
+                decision_id: str, state: State, reason: dict[str, Any]) -> None:
+        at = resolved.request.at if resolved.request is not None else datetime.now(UTC)
         self._recorder.record(DecisionEntry(
-            id=decision_id, at=datetime.now(UTC), caller=caller.client_id,
+            id=decision_id, at=at, caller=caller.client_id,
             subject=f"{request.subject.type}:{request.subject.id}",
             person_id=resolved.person.id if resolved.person else None, action=request.action.name,
             resource_type=request.resource.type, resource_id=request.resource.id or None,
             allowed=decision.allowed, policy_version=state.version,
-            reason=reason_payload(decision), fields=dict(decision.fields or {}),
+            reason=reason, fields=dict(decision.fields or {}),
         ))
 
 
+class DecisionIds:
+    """Unique decision ids in UUID form, cheaply: 96 random bits per process and a counter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reseed()
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(12).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        """A new id (reseeded before the 32-bit counter could wrap)."""
+        n = next(self._counter)
+        if n >= 0xFFFFFFFF:
+            with self._lock:
+                self._reseed()
+                n = next(self._counter)
+        h = self._prefix
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:24]}{n:08x}"
+
+
 def _with_defaults(top: EvaluationsRequest, index: int, item: EvaluationItem) -> EvaluationItem:
-    merged = EvaluationItem(
+    # Both sides were validated already: construct without validating again.
+    merged = EvaluationItem.model_construct(
         subject=item.subject or top.subject, action=item.action or top.action,
         resource=item.resource or top.resource,
         context=item.context if item.context is not None else top.context,
@@ -137,11 +173,12 @@ def _with_defaults(top: EvaluationsRequest, index: int, item: EvaluationItem) ->
     return merged
 
 
-def _context(decision_id: str, state: State, decision: EngineDecision, resolved: Resolved) -> dict[str, Any]:
+def _context(decision_id: str, state: State, decision: EngineDecision, resolved: Resolved,
+             reason: dict[str, Any]) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "decision_id": decision_id,
         "policy_version": state.version,
-        "reason": reason_payload(decision),
+        "reason": dict(reason),
         "reason_admin": {"en": explain_code(decision, "en"), "zh": explain_code(decision, "zh")},
     }
     if not decision.allowed:
