@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,18 +15,23 @@ from app.directory.models import Account, Delegation, Department, DepartmentSour
 
 
 def load_directory(session: Session) -> Directory:
-    """The directory view decisions resolve subjects and departments with."""
-    departments = {d.id: d.path for d in session.scalars(select(Department))}
-    names = {d.id: d.name for d in session.scalars(select(Department))}
+    """The directory view decisions resolve subjects and departments with.
+
+    Plain column tuples, not ORM objects: a 100,000-person company loads in a fraction of the time.
+    """
+    rows = session.execute(select(Department.id, Department.path, Department.name)).all()
+    departments = {r.id: r.path for r in rows}
+    names = {r.id: r.name for r in rows}
     people = {
-        p.id: PersonView(p.id, p.name, p.status, p.department_id, departments.get(p.department_id or "", ""))
-        for p in session.scalars(select(Person))
+        r.id: PersonView(r.id, r.name, r.status, r.department_id, departments.get(r.department_id or "", ""))
+        for r in session.execute(select(Person.id, Person.name, Person.status, Person.department_id))
     }
     accounts = {
-        (a.system, a.local_id): AccountView(a.system, a.local_id, a.person_id, a.status)
-        for a in session.scalars(select(Account))
+        (r.system, r.local_id): AccountView(r.system, r.local_id, r.person_id, r.status)
+        for r in session.execute(select(Account.system, Account.local_id, Account.person_id, Account.status))
     }
-    sources = {(s.system, s.source_id): s.department_id for s in session.scalars(select(DepartmentSourceId))}
+    sources = {(r.system, r.source_id): r.department_id for r in session.execute(
+        select(DepartmentSourceId.system, DepartmentSourceId.source_id, DepartmentSourceId.department_id))}
     return Directory(people, accounts, departments, names, sources)
 
 
@@ -38,7 +44,9 @@ def grant_domain(department_path: str | None, include_subtree: bool) -> str:
 
 def load_grant_edges(session: Session, departments: dict[str, str]) -> list[GrantEdge]:
     """Grant edges of every unrevoked grant and delegation (time windows are checked per decision)."""
-    grants = list(session.scalars(select(Grant).where(Grant.revoked_at.is_(None))))
+    grants = list(session.execute(select(
+        Grant.id, Grant.person_id, Grant.role, Grant.department_id, Grant.include_subtree, Grant.source_system,
+        Grant.valid_from, Grant.valid_until).where(Grant.revoked_at.is_(None))))
     edges = [grant_edge(g, departments) for g in grants]
     active = set(session.scalars(select(Person.id).where(Person.status == "active")))
     # A deputy acts for an active delegator only: a leaver's delegations lapse with them.
@@ -48,7 +56,7 @@ def load_grant_edges(session: Session, departments: dict[str, str]) -> list[Gran
     return edges
 
 
-def grant_edge(g: Grant, departments: dict[str, str]) -> GrantEdge:
+def grant_edge(g: Grant | Any, departments: dict[str, str]) -> GrantEdge:
     """The engine's edge for one grant."""
     path = departments.get(g.department_id) if g.department_id else None
     return GrantEdge(
@@ -58,10 +66,10 @@ def grant_edge(g: Grant, departments: dict[str, str]) -> GrantEdge:
 
 
 def delegation_edges(
-    delegations: Iterable[Delegation], grants: list[Grant], departments: dict[str, str]
+    delegations: Iterable[Delegation], grants: list[Any], departments: dict[str, str]
 ) -> list[GrantEdge]:
     """A delegation gives the deputy the delegator's role in the delegator's domains, within both windows."""
-    by_person: dict[str, list[Grant]] = {}
+    by_person: dict[str, list[Any]] = {}
     for g in grants:
         by_person.setdefault(g.person_id, []).append(g)
     return [delegated_edge(grant_edge(g, departments), d)
