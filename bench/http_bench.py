@@ -391,7 +391,7 @@ def _spawn(cmd: list[str], *, env: dict[str, str] | None = None, log: Path | Non
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
-                                start_new_session=True, preexec_fn=_die_with_parent(death_signal))  # noqa: PLW1509
+                                start_new_session=True, preexec_fn=_die_with_parent(death_signal))
     finally:
         if log:
             out.close()  # type: ignore[union-attr]
@@ -403,10 +403,8 @@ def _kill_group(proc: subprocess.Popen[bytes] | None, grace: float = 10.0) -> No
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -452,6 +450,37 @@ def _machine_cpu() -> tuple[float, float]:
     idle = parts[3] + parts[4]
     total = sum(parts[:8])
     return (total - idle) / _CLK_TCK, total / _CLK_TCK
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    out = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    out.add(target[8:-1])
+    return out
+
+
+def connections_per_worker(port: int, pids: Iterable[int]) -> dict[str, int]:
+    """Established client connections each worker holds on ``port`` (from /proc/net/tcp and the fds)."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if int(parts[1].rsplit(":", 1)[1], 16) == port and parts[3] == "01":
+                    established.add(parts[9])
+    return {str(pid): len(_socket_inodes(pid) & established) for pid in pids}
+
+
+def machine_busy_cores(seconds: float = 1.0) -> float:
+    """Cores busy on the whole machine over ``seconds`` (before the run: is someone else using it?)."""
+    b0, t0 = _machine_cpu()
+    time.sleep(seconds)
+    b1, t1 = _machine_cpu()
+    return (b1 - b0) / (t1 - t0) * (os.cpu_count() or 1) if t1 > t0 else 0.0
 
 
 def free_port() -> int:
@@ -605,6 +634,7 @@ class Monitor(threading.Thread):
                 "workers": {str(p): _cpu_seconds(p) for p in workers},
                 "master": _cpu_seconds(self.server.proc.pid) if self.server.proc else None,
                 "client": _cpu_seconds(self.client_pid),
+                "connections": connections_per_worker(self.server.port, workers),
             }
             with contextlib.suppress(OSError, http.client.HTTPException):
                 status, body = _http_get(self.server.port, "/metrics", timeout=2)
@@ -632,12 +662,16 @@ class Monitor(threading.Thread):
             if cpu is not None and a["workers"].get(pid) is not None:
                 per_worker[pid] = (cpu - a["workers"][pid]) / wall
         client = ((b["client"] - a["client"]) / wall) if a["client"] is not None and b["client"] is not None else None
-        cores = (b["machine_total"] - a["machine_total"]) / wall
+        master = ((b["master"] - a["master"]) / wall) if a["master"] is not None and b["master"] is not None else 0.0
+        busy = (b["machine_busy"] - a["machine_busy"]) / wall
+        mid = inside[len(inside) // 2]
         return {
-            "seconds": wall, "cores": cores,
-            "machine_busy_cores": (b["machine_busy"] - a["machine_busy"]) / wall,
+            "seconds": wall, "machine_busy_cores": busy,
             "server_worker_cores": per_worker, "server_cores": sum(per_worker.values()),
-            "client_cores": client, "queue_depth_max": max(depth, default=None),
+            "client_cores": client,
+            # CPU neither the server nor the client used: the monitor, the kernel, other people's jobs.
+            "other_cores": busy - sum(per_worker.values()) - (client or 0.0) - master,
+            "connections_per_worker": mid.get("connections"), "queue_depth_max": max(depth, default=None),
         }
 
 
@@ -861,8 +895,9 @@ def summarize_profile(raw: Path, top: int = 25) -> dict[str, Any]:
             self_t[frames[-1]] += n
         for f in set(frames):
             incl[f] += n
-    share = (lambda c: [{"frame": f, "share": n / total} for f, n in c.most_common(top)]) if total else (
-        lambda c: [])
+    def share(c: Counter[str]) -> list[dict[str, Any]]:
+        return [{"frame": f, "share": n / total} for f, n in c.most_common(top)] if total else []
+
     return {"samples": total, "threads": share(threads), "self": share(self_t), "inclusive": share(incl)}
 
 
@@ -909,6 +944,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "client": "asyncio raw HTTP/1.1 keep-alive, separate process", "phases": {},
     }
     try:
+        summary["machine"]["busy_cores_before"] = machine_busy_cores(1.0)
         t = time.monotonic()
         run.db = Database(args.db, workdir)
         env = _server_env(run.db.url, extra_env)
@@ -1049,7 +1085,8 @@ def evaluate_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     if dl:
         line("decision log complete (0 dropped)", dl["missing"], dl["complete"],
              f"{dl['rows']:,} rows / {dl['answered']:,} answered, missing {dl['missing']:,}, "
-             f"dropped metric {dl['dropped_metric_total']:.0f} ({dl['workers_seen']}/{summary['workers']} workers seen)")
+             f"dropped metric {dl['dropped_metric_total']:.0f} "
+             f"({dl['workers_seen']}/{summary['workers']} workers seen)")
     return out
 
 
@@ -1072,21 +1109,38 @@ def render(summary: dict[str, Any]) -> str:
                      f"us/req => client ceiling ~{_fmt(c['client_ceiling_per_core_rps'], ',.0f')} req/s per core")
     lines.append("")
     head = (f"{'phase':<8}{'req/s':>9}{'decisions/s':>13}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-            f"{'errors':>8}{'allow%':>8}{'srv cores':>10}{'cli cores':>10}{'srv ms/req':>11}{'max queue':>10}")
+            f"{'errors':>8}{'allow %':>9}")
     lines += [head, "-" * len(head)]
     for name, p in s["phases"].items():
-        lat, cpu = p["latency_ms"], p["cpu"]
+        lat = p["latency_ms"]
         allow = 100 * p["allows"] / p["decisions"] if p["decisions"] else None
         lines.append(f"{name:<8}{p['requests_per_s']:>9,.0f}{p['decisions_per_s']:>13,.0f}{_fmt(lat['p50']):>9}"
                      f"{_fmt(lat['p90']):>9}{_fmt(lat['p99']):>9}{_fmt(lat['max']):>9}{p['errors']:>8}"
-                     f"{_fmt(allow, '.0f'):>8}{_fmt(cpu.get('server_cores'), '.2f'):>10}"
-                     f"{_fmt(cpu.get('client_cores'), '.2f'):>10}{_fmt(p['server_cpu_ms_per_request'], '.2f'):>11}"
-                     f"{_fmt(p.get('queue_depth_max_seen'), ',.0f'):>10}")
+                     f"{_fmt(allow, '.0f'):>9}")
+    lines += ["", "where the CPU went during each timed window (cores of 2 = machine full):"]
+    head = (f"{'phase':<8}{'server':>8}{'per worker':>14}{'conns/worker':>14}{'client':>8}{'other':>7}"
+            f"{'srv ms/req':>12}{'client us/req':>15}{'max log queue':>15}")
+    lines += [head, "-" * len(head)]
+    for name, p in s["phases"].items():
+        cpu = p["cpu"]
+        split = "/".join(format(v, ".2f") for v in (cpu.get("server_worker_cores") or {}).values())
+        conns = "/".join(str(v) for v in (cpu.get("connections_per_worker") or {}).values())
+        lines.append(f"{name:<8}{_fmt(cpu.get('server_cores'), '.2f'):>8}{split:>14}{conns:>14}"
+                     f"{_fmt(cpu.get('client_cores'), '.2f'):>8}{_fmt(cpu.get('other_cores'), '.2f'):>7}"
+                     f"{_fmt(p['server_cpu_ms_per_request'], '.2f'):>12}"
+                     f"{_fmt(p['client_cpu_us_per_request'], ',.0f'):>15}"
+                     f"{_fmt(p.get('queue_depth_max_seen'), ',.0f'):>15}")
+    busy = s["machine"].get("busy_cores_before") or 0.0
+    other = max((p["cpu"].get("other_cores") or 0.0 for p in s["phases"].values()), default=0.0)
+    if busy > 0.2 or other > 0.2:
+        lines.append(f"WARNING: the machine was not ours alone ({busy:.2f} cores busy before the run, up to "
+                     f"{other:.2f} cores used by other processes during it): the numbers are low by that much.")
     dl = s.get("decision_log")
     if dl:
         lines += ["", "decision log (rows by caller after SIGTERM vs decisions answered):"]
         for tag, v in dl["by_caller"].items():
-            lines.append(f"  {tag:<22} answered {v['answered']:>10,}  rows {v['rows']:>10,}  missing {v['missing']:>8,}")
+            lines.append(f"  {tag:<22} answered {v['answered']:>10,}  rows {v['rows']:>10,}  "
+                         f"missing {v['missing']:>8,}")
         m = s["metrics_before_shutdown"]
         lines.append(f"  accessgov_decision_log_dropped_total: {m['dropped_total']:.0f} over {m['workers_seen']}/"
                      f"{m['workers_expected']} workers seen (per worker: "

@@ -48,7 +48,7 @@ class GrantEdge:
         return self.valid_until is None or at < self.valid_until
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (frozen init is several times slower)
 class Request:
     """One record-level question, already resolved through the directory."""
 

@@ -27,7 +27,7 @@ from app.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per decision: not frozen, for speed
 class DecisionEntry:
     """One decision as it will be stored."""
 

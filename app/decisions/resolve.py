@@ -27,7 +27,7 @@ class Caller:
     trusted_properties: frozenset[str] = frozenset()
 
 
-@dataclass
+@dataclass(slots=True)
 class Resolved:
     """The outcome of resolution: a request, or the deny code that replaces it."""
 

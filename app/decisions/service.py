@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.authz.directory import State, StateHolder
 from app.authz.engine import Decision as EngineDecision
@@ -44,7 +44,7 @@ class DecisionService:
             child = self._counters[key] = self._metrics.decisions.labels(*key)
         child.inc()
 
-    def evaluate(self, *, caller: Caller, request: EvaluationRequest | EvaluationItem) -> dict[str, Any]:
+    def evaluate(self, *, caller: Caller, request: EvaluationRequest | EvaluationItem | Item) -> dict[str, Any]:
         """One decision as an AuthZEN decision object; never raises for a decision problem."""
         started = time.perf_counter()
         decision_id = self._ids.next()
@@ -92,7 +92,7 @@ class DecisionService:
             decision = EngineDecision(decision.allowed, decision.code, decision.rule, decision.hold, levels)
         return decision
 
-    def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem) -> Resolved:
+    def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem | Item) -> Resolved:
         """Resolve subject, resource and action through the directory and the record registry."""
         assert request.subject is not None
         assert request.action is not None
@@ -159,13 +159,18 @@ class DecisionIds:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:24]}{n:08x}"
 
 
-def _with_defaults(top: EvaluationsRequest, index: int, item: EvaluationItem) -> EvaluationItem:
-    # Both sides were validated already: construct without validating again.
-    merged = EvaluationItem.model_construct(
-        subject=item.subject or top.subject, action=item.action or top.action,
-        resource=item.resource or top.resource,
-        context=item.context if item.context is not None else top.context,
-    )
+class Item(NamedTuple):
+    """One evaluation with the batch defaults filled in (parts validated already; nothing re-validated)."""
+
+    subject: Any
+    action: Any
+    resource: Any
+    context: dict[str, Any] | None
+
+
+def _with_defaults(top: EvaluationsRequest, index: int, item: EvaluationItem) -> Item:
+    merged = Item(item.subject or top.subject, item.action or top.action, item.resource or top.resource,
+                  item.context if item.context is not None else top.context)
     missing = [k for k in ("subject", "action", "resource") if getattr(merged, k) is None]
     if missing:
         raise InvalidRequest(f"evaluations[{index}] lacks {', '.join(missing)} and there is no top-level default",

@@ -1,0 +1,105 @@
+"""The HTTP benchmark harness (bench/http_bench.py): its percentile function, and a short real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.http_bench import parse_metrics, percentiles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    samples = list(range(100, 0, -1))  # 1..100, unsorted on purpose
+    assert percentiles(samples, (50, 90, 99, 100)) == {"p50": 50, "p90": 90, "p99": 99, "p100": 100}
+    assert percentiles([7.0], (50, 99)) == {"p50": 7.0, "p99": 7.0}
+    # Nearest rank never interpolates: with 10 samples p99 is the largest, p90 the ninth.
+    ten = [float(x) for x in range(1, 11)]
+    assert percentiles(ten, (90, 99, 99.9)) == {"p90": 9.0, "p99": 10.0, "p99.9": 10.0}
+    assert percentiles([3.0, 1.0, 2.0, 4.0], (25, 50, 75)) == {"p25": 1.0, "p50": 2.0, "p75": 3.0}
+
+
+def test_percentiles_of_nothing_and_out_of_range() -> None:
+    assert percentiles([], (50, 99)) == {"p50": None, "p99": None}
+    with pytest.raises(ValueError, match="out of range"):
+        percentiles([1.0], (0,))
+    with pytest.raises(ValueError, match="out of range"):
+        percentiles([1.0], (101,))
+
+
+def test_parse_metrics_reads_labelled_and_plain_samples() -> None:
+    text = (
+        "# HELP accessgov_decision_log_dropped_total Decisions not logged.\n"
+        "# TYPE accessgov_decision_log_dropped_total counter\n"
+        "accessgov_decision_log_dropped_total 3.0\n"
+        'accessgov_decisions_total{effect="allow",system="crm"} 12.0\n'
+        "accessgov_decision_log_queue_depth 0.0\n"
+    )
+    m = parse_metrics(text)
+    assert m["accessgov_decision_log_dropped_total"] == 3.0
+    assert m['accessgov_decisions_total{effect="allow",system="crm"}'] == 12.0
+    assert m["accessgov_decision_log_queue_depth"] == 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_short_run_on_the_mini_organisation(tmp_path: Path) -> None:
+    """Two seconds per phase on SQLite: both phases answer, without errors, and every decision is logged."""
+    res = subprocess.run(
+        [sys.executable, "-m", "bench.http_bench", "--skip-demo", "--duration", "2", "--warmup", "0.5",
+         "--concurrency", "4", "--batch-size", "10", "--ceiling-duration", "0.5", "--results-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=85, check=False,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    files = list(tmp_path.glob("http-*.json"))
+    assert len(files) == 1, files
+    s = json.loads(files[0].read_text(encoding="utf-8"))
+
+    assert set(s["phases"]) == {"single", "batch"}
+    for name, phase in s["phases"].items():
+        assert phase["requests"] > 0, name
+        assert phase["requests_per_s"] > 0, name
+        assert phase["decisions_per_s"] > 0, name
+        assert phase["errors"] == 0, (name, phase["statuses"], phase["conn_errors"], phase["timeouts"])
+        assert phase["decision_errors"] == 0, name  # no fail-closed internal errors hiding behind a 200
+        assert phase["short_answers"] == 0, name
+        assert phase["latency_ms"]["p50"] is not None
+        assert phase["latency_ms"]["p50"] <= phase["latency_ms"]["p90"] <= phase["latency_ms"]["p99"]
+    assert s["phases"]["single"]["decisions"] == s["phases"]["single"]["requests"]
+    assert s["phases"]["batch"]["decisions"] == 10 * s["phases"]["batch"]["requests"]
+
+    dl = s["decision_log"]
+    assert set(dl["by_caller"]) == {"bench-single", "bench-single-warmup", "bench-batch", "bench-batch-warmup"}
+    for caller, counts in dl["by_caller"].items():
+        assert counts["answered"] > 0, caller
+        assert counts["rows"] == counts["answered"], (caller, counts)
+    assert dl["missing"] == 0
+    assert dl["dropped_metric_total"] == 0
+    assert dl["workers_seen"] >= 1
+    if dl["workers_seen"] == s["workers"]:
+        assert dl["metric_decisions_total"] == dl["answered"]  # each worker's counter, summed
+    assert dl["complete"] is True
+    assert not s["shutdown"]["forced_kill"]
+
+    targets = {t["target"] for t in s["targets"]}
+    assert len(targets) == 4
+    assert "PASS  decision log complete" in res.stdout
+    assert "single" in res.stdout and "batch" in res.stdout
+
+    # Everything the harness started is gone.
+    assert s["worker_pids"]
+    assert not any(_alive(pid) for pid in s["worker_pids"])
