@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,19 +26,21 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_principal(
+async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    # async: runs on the event loop instead of a thread-pool hop; verified tokens are cached, and
+    # a JWKS fetch (rare, rate-limited) is the only blocking work it can do.
     """The verified caller, or 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
     return request.app.state.services.verifier.verify(credentials.credentials)  # type: ignore[no-any-return]
 
 
-def require(scope: str) -> Callable[..., Caller]:
+def require(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that demands one API scope and yields the caller."""
 
-    def dependency(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Caller:
+    async def dependency(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Caller:
         if scope not in principal.scopes:
             raise Forbidden(f"this API needs the {scope} scope")
         trusted = request.app.state.services.settings.trusted_callers.get(principal.client_id, [])

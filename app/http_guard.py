@@ -9,51 +9,55 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
 
 
-def _bad_text(body: bytes) -> bool:
-    """A NUL or a lone surrogate in any string or key (only escapes can produce them in JSON)."""
+def _problem(body: bytes) -> tuple[str, str] | None:
+    """(code, message) when the body must be refused; None to let the schema validation judge it.
+
+    One parse in C (orjson refuses lone surrogates itself) and one iterative walk for depth and NUL.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            return "too_deep", f"JSON nested more than {MAX_DEPTH} levels"
+        if b"\\u" in body and _has_lone_surrogate(body):
+            return "invalid_unicode", "the body contains a lone UTF-16 surrogate"
+        return None  # not JSON: the schema validation answers malformed_json
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return "invalid_unicode", "the body contains a NUL character"
+        elif isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                return "too_deep", f"JSON nested more than {MAX_DEPTH} levels"
+            items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in items)
+    return None
+
+
+def _has_lone_surrogate(body: bytes) -> bool:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return False  # not JSON: the schema validation answers that with malformed_json
+        return False
     stack = [data]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            if "\x00" in node or any("\ud800" <= ch <= "\udfff" for ch in node):
+            if any("\ud800" <= ch <= "\udfff" for ch in node):
                 return True
         elif isinstance(node, dict):
             stack.extend(node.keys())
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return False
-
-
-def _too_deep(body: bytes) -> bool:
-    # Cheap test first: a body with few brackets cannot be deep.
-    if body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return True
-        elif byte in (0x7D, 0x5D):
-            depth -= 1
     return False
 
 
@@ -79,11 +83,9 @@ class BodyGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        if _too_deep(body):
-            await _refuse(send, 400, "too_deep", f"JSON nested more than {MAX_DEPTH} levels")
-            return
-        if b"\\u" in body and _bad_text(body):
-            await _refuse(send, 400, "invalid_unicode", "the body contains a NUL or a lone UTF-16 surrogate")
+        problem = _problem(body) if body else None
+        if problem is not None:
+            await _refuse(send, 400, *problem)
             return
         sent = False
 

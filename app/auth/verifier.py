@@ -6,6 +6,7 @@ Trust is in the names: ``unverified_header`` until the signature, issuer, audien
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -20,6 +21,8 @@ from app.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 DEV_ISSUER = "accessgov-dev"
+_CACHE_LIMIT = 10_000
+_CACHE_SECONDS = 60.0
 SCOPES = ("accessgov.audit", "accessgov.decide", "accessgov.directory", "accessgov.policy")
 
 
@@ -31,6 +34,7 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     kind: str  # oidc | dev
+    expires_at: float = 0.0  # the token's exp (epoch seconds)
 
 
 class TokenVerifier(Protocol):
@@ -45,7 +49,9 @@ def _principal(claims: dict[str, Any], kind: str) -> Principal:
     client_id = str(claims.get("client_id") or claims.get("azp") or claims.get("sub") or "")
     if not client_id:
         raise Unauthorized("token names no client")
-    return Principal(client_id=client_id, subject=str(claims.get("sub", client_id)), scopes=scopes, kind=kind)
+    exp = claims.get("exp")
+    return Principal(client_id=client_id, subject=str(claims.get("sub", client_id)), scopes=scopes, kind=kind,
+                     expires_at=float(exp) if isinstance(exp, int | float) else 0.0)
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -69,6 +75,7 @@ class OidcTokenVerifier:
         self._http = http  # an injected client stays open (its owner closes it)
         self._keys: dict[str, dict[str, Any]] = {}
         self._jwks_uri: str | None = None
+        self.key_generation = 0
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -128,7 +135,10 @@ class OidcTokenVerifier:
                 self._jwks_uri = str(doc["jwks_uri"])
             resp = http.get(self._jwks_uri)
             resp.raise_for_status()
-            self._keys = {str(k["kid"]): k for k in resp.json().get("keys", []) if "kid" in k}
+            keys = {str(k["kid"]): k for k in resp.json().get("keys", []) if "kid" in k}
+            if keys != self._keys:
+                self.key_generation += 1  # verified-token cache entries of older keys lapse
+            self._keys = keys
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             log.warning("JWKS fetch from %s failed: %s", self.issuer, exc)
 
@@ -162,9 +172,24 @@ class CompositeVerifier:
     def __init__(self, oidc: OidcTokenVerifier | None, dev: DevTokenVerifier | None) -> None:
         self._oidc = oidc
         self._dev = dev
+        self._cache: dict[bytes, tuple[Principal, int, float]] = {}
 
     def verify(self, token: str) -> Principal:
-        """Verify with the matching verifier; none configured means every token is refused."""
+        """Verify, remembering a verified token for up to a minute (never past its exp, never across
+        a change of the IdP's keys): signature checks cost more than the decision they guard."""
+        key = hashlib.sha256(token.encode()).digest()
+        generation = self._oidc.key_generation if self._oidc is not None else 0
+        now = time.time()
+        hit = self._cache.get(key)
+        if hit is not None and hit[1] == generation and now < hit[2]:
+            return hit[0]
+        principal = self._verify(token)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()  # bounded
+        self._cache[key] = (principal, generation, min(principal.expires_at, now + _CACHE_SECONDS))
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         if self._dev is not None and _header(token).get("alg") == "HS256":
             return self._dev.verify(token)
         if self._oidc is not None:

@@ -111,6 +111,9 @@ class DbDecisionRecorder:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self._queue:  # the database did not take them in time: say so, never lose them silently
+            self._metrics.log_dropped.inc(len(self._queue))
+            log.error("%d decisions could not be written before shutdown", len(self._queue))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written (tests and shutdown)."""
@@ -175,8 +178,9 @@ def write_batch(factory: sessionmaker[Session], entries: Sequence[DecisionEntry]
     """Insert decisions and fold them into the usage aggregate, in one transaction."""
     with factory() as session, session.begin():
         session.execute(insert(DecisionRecord), [_row(e) for e in entries])
-        for row in _usage_rows(entries):
-            _upsert_usage(session, row)
+        rows = _usage_rows(entries)
+        if rows:
+            session.execute(_usage_upsert(session.get_bind().dialect.name), rows)  # one executemany
 
 
 def _row(e: DecisionEntry) -> dict[str, Any]:
@@ -203,12 +207,11 @@ def _usage_rows(entries: Sequence[DecisionEntry]) -> list[dict[str, Any]]:
     return list(agg.values())
 
 
-def _upsert_usage(session: Session, row: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
+def _usage_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT that folds a batch's counts into the aggregate."""
     ins = pg_insert(Usage) if dialect == "postgresql" else sqlite_insert(Usage)
-    stmt = ins.values(**row)
-    excluded = stmt.excluded
-    session.execute(stmt.on_conflict_do_update(
+    excluded = ins.excluded
+    return ins.on_conflict_do_update(
         index_elements=["person_id", "resource_type", "action"],
         set_={
             "count": Usage.count + excluded.count,
@@ -217,7 +220,7 @@ def _upsert_usage(session: Session, row: dict[str, Any]) -> None:
             "first_used": _least(dialect, Usage.first_used, excluded.first_used),
             "last_used": _greatest(dialect, Usage.last_used, excluded.last_used),
         },
-    ))
+    )
 
 
 def _least(dialect: str, a: Any, b: Any) -> Any:
