@@ -32,6 +32,7 @@ employee, oa.expense, read, own, -, allow
 employee, oa.expense, update, own, record.status in [draft], allow
 employee, oa.approval, create, own, -, allow
 employee, oa.approval, read, own, -, allow
+employee, oa.approval, read, tree, record.status == done, allow
 employee, oa.document, create, dept, -, allow
 employee, oa.document, read, dept, record.classification in [public, internal], allow
 employee, oa.document, read, all, record.classification == public, allow
@@ -88,9 +89,13 @@ hr, oa.approval, read, tree, -, allow
 ?div_contractor_denied contractor, crm.customer, read, all, record.level in [A], deny
 """
 
-# Company lines beyond those taken from policies/rules.csv (a listed scope over departments that exist).
+# Company lines beyond those taken from policies/rules.csv: a listed scope over departments that exist,
+# tree scopes for company-wide roles, and a conditional deny on a frequent question (doubt denies).
 EXTRA_COMPANY_RULES = """
 hr, oa.expense, read, listed:hq/v0/*;hq/v1/d11/, -, allow
+finance, oa.expense, approve, tree, record.amount <= 2000 and record.status == submitted, allow
+cs_agent, crm.customer, update, tree, record.status in [active], allow
+dept_manager, oa.expense, read, all, record.amount > 30000, deny
 """
 
 DEPT_FIELD_RULES = """

@@ -5,7 +5,8 @@ division, 10 % anywhere.  8 % of subjects come from a pool of privileged or unus
 auditors, executives, division managers, contractors...).  Reads weigh 40 % of actions; the owner
 is the subject in 50 %; 35 % of CRM reads (and 10 % of CRM writes) ask about a classified field;
 3 % of requests lose one property a condition reads (doubt); 3 % are contractors exporting their
-own customers (only the contractor deny stops them).
+own customers (only the contractor deny stops them); 1 % are department managers reading an
+expense whose amount is missing (only the doubt of a conditional deny stops them).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Org:
     by_dept: dict[str, list[str]] = field(default_factory=dict)
     pool: list[str] = field(default_factory=list)
     contractors: list[str] = field(default_factory=list)
+    managers: list[str] = field(default_factory=list)
     divisions: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +60,7 @@ class Org:
                                                                           g.dom.count("/") == 2)}
         self.pool = sorted(special)
         self.contractors = sorted({g.sub for g in self.grants if g.role == "contractor" and g.active(self.at)})
+        self.managers = sorted({g.sub for g in self.grants if g.role == "dept_manager" and g.active(self.at)})
 
 
 @dataclass(frozen=True)
@@ -137,14 +140,25 @@ def _contractor_export(rng: random.Random, org: Org) -> Row:
     return [sub, home if home.count("/") == 3 else org.leaves[0], obj, "export", sub, home, attrs, "", ""]
 
 
+def _manager_doubt(rng: random.Random, org: Org) -> Row:
+    sub = rng.choice(org.managers)
+    home = org.people[sub]
+    dom = _record_dept(rng, org, home)
+    attrs = {"record": {"status": rng.choice(RECORD_PROPS["oa.expense"]["status"])}, "action": {}, "context": {}}
+    return [sub, dom, "oa.expense", "read", _owner(rng, org, sub, dom), home, attrs, "", ""]
+
+
 def make_probes(rng: random.Random, org: Org, files: Mapping[str, str], n: int) -> list[Row]:
     """``n`` request rows, deterministic in ``rng``'s state."""
     cat = Catalog.from_files(files)
     subs = sorted(org.people)
     out = []
     for _ in range(n):
-        if org.contractors and rng.random() < 0.03:
+        r = rng.random()
+        if org.contractors and r < 0.03:
             out.append(_contractor_export(rng, org))
+        elif org.managers and r < 0.04:
+            out.append(_manager_doubt(rng, org))
         else:
             out.append(_probe(rng, org, cat, subs))
     return out
