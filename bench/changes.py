@@ -2,8 +2,11 @@
 
 Prints, for the engine already loaded with the scenario:
 - adding one grant and revoking it again, applied to the live engine (``add_grant`` / ``remove_grant``);
-- adding one rule line as a new policy version, split into validation (``parse_bundle`` of the whole
-  bundle, done before the change is committed) and application (``Engine.apply_policy``);
+- adding one rule line as a new policy version, split into validation (``edit_policy``: the changed
+  line checked against the policy, the new bundle text and its digest; done before the change is
+  committed) and application to the live engine (``Engine.apply_delta``), then removing it again;
+- for comparison, the whole-bundle paths: ``parse_bundle`` (a cold load, an import or a rollback) and
+  ``apply_policy`` (the diff an import or rollback applies);
 - the effective permissions of one person (every permission with its grant and role path).
 Each figure is the median of several repetitions, with the change checked to take effect.
 
@@ -20,7 +23,7 @@ from typing import Any
 
 from app.authz.engine import Engine, GrantEdge, Request
 from app.authz.insight import effective_permissions
-from app.authz.policy import parse_bundle
+from app.authz.policy import edit_policy, parse_bundle
 from bench import scenario as sc
 
 
@@ -48,6 +51,33 @@ def _grant_cycle(engine: Engine, req: Request, repeat: int) -> tuple[float, floa
     return statistics.median(adds), statistics.median(removes)
 
 
+def _rule_cycle(engine: Engine, line: str, req: Request, repeat: int) -> tuple[float, float, float, float]:
+    """Add one rule line and remove it again, ``repeat`` times: (validate, apply) of each, medians."""
+    before = engine.decide(req).allowed
+    times: list[list[float]] = [[], [], [], []]
+    for _ in range(repeat):
+        for step, (add, remove) in enumerate((([line], []), ([], [line]))):
+            t = time.perf_counter()
+            policy, delta = edit_policy(engine.policy, add, remove)
+            times[2 * step].append((time.perf_counter() - t) * 1000)
+            retired = engine.policy  # freed after the timing, as the service frees it after its swap
+            t = time.perf_counter()
+            engine.apply_delta(delta, policy)
+            times[2 * step + 1].append((time.perf_counter() - t) * 1000)
+            del retired
+            assert engine.decide(req).allowed == (not before if add else before), "the change did not take effect"
+    a, b, c, d = (statistics.median(x) for x in times)
+    return a, b, c, d
+
+
+def _heaviest(scenario: sc.Scenario) -> str:
+    """The subject with the most grant edges (the widest effective-permission report)."""
+    counts: dict[str, int] = {}
+    for g in scenario.grants:
+        counts[g.sub] = counts.get(g.sub, 0) + 1
+    return max(sorted(counts), key=lambda s: counts[s])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run and print."""
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,18 +95,30 @@ def main(argv: list[str] | None = None) -> None:
     assert not engine.decide(req).allowed
     add_ms, remove_ms = _grant_cycle(engine, req, opts.repeat)
     line = f"p, employee, {home}, crm.customer, delete, own, -, allow"
+    own = Request(sub, home, "crm.customer", "delete", sub, home, req.attrs, scenario.at)
+    validate_ms, apply_ms, undo_ms, unapply_ms = _rule_cycle(engine, line, own, opts.repeat)
     files = dict(scenario.files) | {"rules.csv": scenario.files["rules.csv"] + line + "\n"}
-    validate_ms, new_policy = _ms(lambda: parse_bundle(files), 1)
-    apply_ms, counts = _ms(lambda: engine.apply_policy(new_policy), 1)
-    assert counts["rules_added"] == 1
-    eff_ms, perms = _ms(lambda: effective_permissions(engine, sub, scenario.at), opts.repeat)
+    parse_ms, bundle = _ms(lambda: parse_bundle(files), 1)
+    diff_ms, _ = _ms(lambda: engine.apply_policy(bundle), 1)
+    assert engine.decide(own).allowed
+    eff_ms, perms = _ms(lambda: effective_permissions(engine, sub, home, scenario.at), opts.repeat)
+    heavy = _heaviest(scenario)
+    heavy_ms, heavy_perms = _ms(lambda: effective_permissions(engine, heavy, scenario.people[heavy], scenario.at),
+                                opts.repeat)
     rows = [
         ("full engine build (parse + compile)", load_ms),
         ("add one grant, live", add_ms),
         ("revoke one grant, live", remove_ms),
-        ("one rule: validate whole bundle (before commit)", validate_ms),
-        ("one rule: apply to live engine", apply_ms),
-        (f"effective permissions of one person ({len(perms)} entries)", eff_ms),
+        ("one rule added: validate the edit (before commit)", validate_ms),
+        ("one rule added: apply to live engine", apply_ms),
+        ("one rule removed: validate the edit (before commit)", undo_ms),
+        ("one rule removed: apply to live engine", unapply_ms),
+        ("whole bundle: parse (cold load, import, rollback)", parse_ms),
+        ("whole bundle: apply_policy diff (import, rollback)", diff_ms),
+        (f"effective permissions of one person ({len(perms)} entries, "
+         f"{sum(len(p['rules']) for p in perms)} rules)", eff_ms),
+        (f"  ... of the person with most grants ({len(heavy_perms)} entries, "
+         f"{sum(len(p['rules']) for p in heavy_perms)} rules)", heavy_ms),
     ]
     print(f"size {opts.size}: {len(scenario.people):,} people, {len(scenario.grants):,} grant edges")
     for name, ms in rows:

@@ -114,3 +114,62 @@ def test_the_closure_memo_is_bounded(monkeypatch) -> None:  # type: ignore[no-un
     for i in range(500):
         engine.holds(f"user:u{i % 5}", f"hq/d{i}/", NOW)
     assert len(engine._closure_memo) <= 50
+
+
+BASE_LINES = [r.text for r in POLICY.rules[::7]] + [f.text for f in POLICY.field_rules[::5]]
+EXTRA_FIELD_LINES = ["p2, sales, hq/fin/, crm.customer, read, phone, own, visible",
+                     "p2, cs_agent, hq/sales/*, crm.contact, read, wechat, all, masked"]
+
+
+def test_line_edits_equal_a_full_parse_and_a_fresh_engine() -> None:
+    """``edit_policy`` + ``apply_delta`` (the rule-change path) against ``parse_bundle`` + a fresh build."""
+    from app.authz.policy import edit_policy
+
+    rng = random.Random(5)
+    policy = POLICY
+    live = Engine(POLICY, [random_edge(rng, i) for i in range(30)])
+    edges = live.grants_of  # the grant set stays fixed here; only lines change
+    present = set(BASE_LINES)
+    absent = {line for line in [*EXTRA_LINES, *EXTRA_FIELD_LINES] if line not in POLICY.lines}
+    assert len(absent) >= 5
+    for step in range(60):
+        add = rng.sample(sorted(absent), rng.randint(0, 2))
+        remove = rng.sample(sorted(present), rng.randint(0 if add else 1, 2))
+        policy, delta = edit_policy(policy, add, remove)
+        present, absent = (present - set(remove)) | set(add), (absent - set(add)) | set(remove)
+        reparsed = parse_bundle(policy.files)
+        assert reparsed == policy and reparsed.digest == policy.digest, step
+        assert reparsed.lines.keys() == policy.lines.keys()
+        live.apply_delta(delta, policy)
+        fresh = Engine(reparsed, [e for s in live.subjects() for e in edges(s)])
+        for req in random_requests(rng, 30):
+            assert live.decide(req).allowed == fresh.decide(req).allowed, (step, req)
+            fields = list(POLICY.classification.get(req.obj, {}))
+            assert live.field_levels(req, fields, True) == fresh.field_levels(req, fields, True)
+
+
+def test_a_bad_line_edit_changes_nothing() -> None:
+    import pytest
+
+    from app.authz.policy import edit_policy
+    from app.errors import InvalidPolicy
+
+    existing = POLICY.rules[0].text
+    bad = [
+        (["p, astronaut, *, crm.customer, read, all, -, allow"], [], "unknown role"),
+        ([existing], [], "duplicate line"),
+        (["p, sales, *, crm.customer, fly, all, -, allow"], [], "has no action fly"),
+        (["p2, sales, *, crm.customer, read, nosuchfield, all, visible"], [], "not classified"),
+        (["p, sales, *, crm.customer, read, all, record.x ==, allow"], [], "cannot read"),
+        (["q, not, a, rule"], [], "not a policy line"),
+        (["p, sales, *, crm.customer, read, all, -, allow\np, x"], [], "one line per entry"),
+        ([], ["p, sales, *, crm.customer, delete, all, -, allow"], "no such line"),
+        (["g, employee, sales_manager, *"], [], "cycle"),
+        (["p, sales, *, crm.customer, export, own, -, allow"] * 2, [], "duplicate line"),
+    ]
+    before = (POLICY.files, POLICY.digest, len(POLICY.rules), len(POLICY.lines))
+    for add, remove, message in bad:
+        with pytest.raises(InvalidPolicy) as caught:
+            edit_policy(POLICY, add, remove)
+        assert message in " ".join(caught.value.details or [str(caught.value)]), (add, remove, caught.value.details)
+    assert (POLICY.files, POLICY.digest, len(POLICY.rules), len(POLICY.lines)) == before

@@ -227,3 +227,67 @@ def test_a_delegation_and_its_revoked_source_grant_reach_the_deputy(services) ->
         source = session.scalar(select(Grant.id).where(Grant.person_id == "P003", Grant.role == "dept_manager"))
     grants.revoke_grant(actor="sec", grant_id=source, reason="manager's grant revoked")
     assert not holder.current.engine.decide(approve).allowed  # the deputy's copy went with it
+
+
+EXPORT_OWN = "p, sales, *, crm.customer, export, own, action.rows <= 100, allow"
+
+
+def _other_process(session_factory):  # type: ignore[no-untyped-def]
+    from app.policy.refresher import StateRefresher
+
+    holder = StateHolder()
+    policy = PolicyService(factory=session_factory, holder=holder, policies_dir=ROOT / "policies", metrics=Metrics())
+    policy.reload()
+    return holder, policy, StateRefresher(factory=session_factory, holder=holder, policy=policy, interval=60)
+
+
+def test_a_rule_change_is_applied_line_by_line_here_and_in_another_process(services, session_factory) -> None:  # type: ignore[no-untyped-def]
+    _, holder, policy, _ = services
+    other_holder, _, refresher = _other_process(session_factory)
+    export = Request("user:P001", "hq/sales/east/", "crm.customer", "export", "user:P001", "hq/sales/east/",
+                     {"record": {}, "action": {"rows": 10}, "context": {}}, NOW)
+    engine, other_engine = holder.current.engine, other_holder.current.engine
+    assert not engine.decide(export).allowed and not other_engine.decide(export).allowed
+    version = policy.change_rules(actor="sec", reason="导出自己的客户", add=[EXPORT_OWN], remove=[])
+    assert holder.current.engine is engine and engine.decide(export).allowed  # in place, not rebuilt
+    assert holder.current.policy_version_id == version.id and engine.policy.digest == version.digest
+    assert refresher.check_once() is True
+    assert other_holder.current.engine is other_engine and other_engine.decide(export).allowed
+    assert other_engine.policy.digest == version.digest
+    policy.change_rules(actor="sec", reason="撤回", add=[], remove=[EXPORT_OWN])
+    assert refresher.check_once() is True
+    assert not engine.decide(export).allowed and not other_engine.decide(export).allowed
+
+
+def test_two_edits_of_the_same_version_cannot_both_land(services, session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, holder, policy, _ = services
+    _, other_policy, _ = _other_process(session_factory)
+    versions_before = count(session_factory, PolicyVersion)
+    real = PolicyService.validate_edit
+
+    def slow_validate(self, engine, add, remove):  # type: ignore[no-untyped-def]
+        out = real(self, engine, add, remove)
+        if self is policy:  # the other process lands its edit while this one validates
+            other_policy.change_rules(actor="b", reason="second", add=["p, finance, *, oa.leave, read, all, -, allow"],
+                                      remove=[])
+        return out
+
+    monkeypatch.setattr(PolicyService, "validate_edit", slow_validate)
+    with pytest.raises(Conflict):
+        policy.change_rules(actor="a", reason="first", add=[EXPORT_OWN], remove=[])
+    assert count(session_factory, PolicyVersion) == versions_before + 1  # only the other edit landed
+    assert EXPORT_OWN not in holder.current.engine.policy.lines
+
+
+def test_a_policy_that_diverged_from_the_database_is_reloaded_in_full(services, session_factory) -> None:  # type: ignore[no-untyped-def]
+    _, _, policy, _ = services
+    other_holder, _, refresher = _other_process(session_factory)
+    engine = other_holder.current.engine
+    # Corrupt the other process's in-memory policy: its edit of the next change gives another digest.
+    from app.authz.policy import edit_policy
+
+    engine.apply_delta(*reversed(edit_policy(engine.policy, ["p, finance, *, oa.leave, read, all, -, allow"], [])))
+    version = policy.change_rules(actor="sec", reason="导出", add=[EXPORT_OWN], remove=[])
+    assert refresher.check_once() is True
+    assert other_holder.current.engine is not engine  # rebuilt from the database
+    assert other_holder.current.engine.policy.digest == version.digest

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 ROOTS = frozenset({"action", "context", "record", "subject"})
@@ -63,6 +64,7 @@ class Condition:
 ALWAYS = Condition("-", ())
 
 
+@lru_cache(maxsize=65_536)  # conditions repeat across departments; parsed ones are immutable
 def parse_condition(text: str) -> Condition:
     """Parse a condition string; raise ConditionError with a readable message."""
     source = text.strip()

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from app.authz.conditions import ConditionError
-from app.authz.policy import Policy
+from app.authz.policy import Policy, PolicyDelta
 from app.authz.rules import FieldRule, Rule, domain_prefixes, pattern_key, scope_match
 
 MAX_INHERIT_HOPS = 8  # Casbin stops after 10 levels counting the user and the granted role.
@@ -149,8 +149,12 @@ class Engine:
         self._grants: dict[str, list[GrantEdge]] = {}
         self._closure_memo: dict[tuple[str, str], tuple[tuple[str, tuple[str, ...]], ...]] = {}
         self._grant_subs: dict[int, set[str]] = {}  # writer-side index: grant id -> subjects with an edge
+        self._by_role: dict[str, dict[tuple[str, ...], list[Rule]]] = {}  # role -> rule shape -> rules
+        self._by_role_dom: dict[str, dict[str, list[Rule]]] = {}  # role -> rule domain -> rules
         for r in policy.rules:
             self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r, bulk=True)
+            self._by_role.setdefault(r.role, {}).setdefault(r.shape, []).append(r)
+            self._by_role_dom.setdefault(r.role, {}).setdefault(r.dom, []).append(r)
         for fr in policy.field_rules:
             self._field_rules.setdefault((fr.obj, fr.act, fr.field), _DomainIndex()).add(
                 fr.dom, fr.role, fr, bulk=True)
@@ -183,36 +187,57 @@ class Engine:
                 self._grants.pop(sub, None)
         return removed
 
-    def apply_policy(self, new: Policy) -> dict[str, int]:
-        """Move to a new policy by applying only the lines that differ."""
-        old = self.policy
-        counts = {"rules_added": 0, "rules_removed": 0, "field_rules_changed": 0, "inherits_changed": 0}
-        old_rules, new_rules = {r.text: r for r in old.rules}, {r.text: r for r in new.rules}
-        for text in old_rules.keys() - new_rules.keys():
-            r = old_rules[text]
-            counts["rules_removed"] += self._rules[(r.obj, r.act)].remove(r.dom, r.role, r)
-        for text in new_rules.keys() - old_rules.keys():
-            r = new_rules[text]
-            self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r)
-            counts["rules_added"] += 1
-        counts["field_rules_changed"] = self._apply_field_rules(old, new)
-        if set(old.inherits) != set(new.inherits):
-            inherit = _DomainIndex()
-            for inh in new.inherits:
-                inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
-            self._inherit_global = all(i.dom == "*" for i in new.inherits)
-            self._inherit, self._closure_memo = inherit, {}
-            counts["inherits_changed"] = len(set(old.inherits) ^ set(new.inherits))
-        self.policy = new
-        return counts
-
-    def _apply_field_rules(self, old: Policy, new: Policy) -> int:
-        before, after = set(old.field_rules), set(new.field_rules)
-        for fr in before - after:
+    def apply_delta(self, delta: PolicyDelta, new: Policy) -> dict[str, int]:
+        """Move to ``new`` (made by ``edit_policy`` from this engine's policy) by applying only ``delta``."""
+        for r in delta.rules_removed:
+            self._remove_rule(r)
+        for r in delta.rules_added:
+            self._add_rule(r)
+        for fr in delta.field_rules_removed:
             self._field_rules[(fr.obj, fr.act, fr.field)].remove(fr.dom, fr.role, fr)
-        for fr in after - before:
+        for fr in delta.field_rules_added:
             self._field_rules.setdefault((fr.obj, fr.act, fr.field), _DomainIndex()).add(fr.dom, fr.role, fr)
-        return len(before ^ after)
+        if delta.inherits_added or delta.inherits_removed:
+            self._set_inherits(new)
+        self.policy = new
+        return delta.counts()
+
+    def apply_policy(self, new: Policy) -> dict[str, int]:
+        """Move to any new policy (an import or a rollback) by applying only the lines that differ."""
+        old = self.policy
+        old_rules, new_rules = old.lines, new.lines
+        delta = PolicyDelta(
+            rules_added=tuple(r for t, r in new_rules.items() if t not in old_rules and isinstance(r, Rule)),
+            rules_removed=tuple(r for t, r in old_rules.items() if t not in new_rules and isinstance(r, Rule)),
+            field_rules_added=tuple(
+                r for t, r in new_rules.items() if t not in old_rules and isinstance(r, FieldRule)),
+            field_rules_removed=tuple(
+                r for t, r in old_rules.items() if t not in new_rules and isinstance(r, FieldRule)),
+            inherits_added=tuple(set(new.inherits) - set(old.inherits)),
+            inherits_removed=tuple(set(old.inherits) - set(new.inherits)),
+        )
+        return self.apply_delta(delta, new)
+
+    def _add_rule(self, r: Rule) -> None:
+        self._rules.setdefault((r.obj, r.act), _DomainIndex()).add(r.dom, r.role, r)
+        shapes = self._by_role.setdefault(r.role, {})
+        shapes[r.shape] = [*shapes.get(r.shape, ()), r]
+        doms = self._by_role_dom.setdefault(r.role, {})
+        doms[r.dom] = [*doms.get(r.dom, ()), r]
+
+    def _remove_rule(self, r: Rule) -> None:
+        index = self._rules.get((r.obj, r.act))
+        if index is not None:
+            index.remove(r.dom, r.role, r)
+        _drop(self._by_role.get(r.role, {}), r.shape, r)
+        _drop(self._by_role_dom.get(r.role, {}), r.dom, r)
+
+    def _set_inherits(self, policy: Policy) -> None:
+        inherit = _DomainIndex()
+        for inh in policy.inherits:
+            inherit.add(inh.dom, inh.role, inh.parent, bulk=True)
+        self._inherit_global = all(i.dom == "*" for i in policy.inherits)
+        self._inherit, self._closure_memo = inherit, {}
 
     # -- roles ---------------------------------------------------------------------------------
 
@@ -349,17 +374,43 @@ class Engine:
 
     # -- introspection used by explain / effective permissions / filters -----------------------
 
-    def rules_for(self, obj: str, act: str) -> list[Rule]:
-        """Every rule about (type, action), in file order."""
-        return [r for r in self.policy.rules if r.obj == obj and r.act == act]
+    def rules_for(self, obj: str, act: str, dom: str | None = None) -> list[Rule]:
+        """Rules about (type, action) in file order: all of them, or those that can apply in ``dom``."""
+        index = self._rules.get((obj, act))
+        if index is None:
+            return []
+        buckets = index.buckets(dom) if dom is not None else [*index.prefix.values(), *index.exact.values()]
+        return sorted((r for b in buckets for lines in b.values() for r in lines), key=lambda r: r.line)
 
-    def field_rules_for(self, obj: str) -> list[FieldRule]:
-        """Every field rule about a resource type."""
-        return [fr for fr in self.policy.field_rules if fr.obj == obj]
+    def rules_of_role(self, role: str) -> Mapping[tuple[str, ...], list[Rule]]:
+        """A role's rules by shape (type, action, effect, scope, condition): a read-only view of the index."""
+        return self._by_role.get(role, {})
+
+    def rules_of_role_by_domain(self, role: str) -> Mapping[str, list[Rule]]:
+        """A role's rules by rule domain pattern: a read-only view of the index."""
+        return self._by_role_dom.get(role, {})
+
+    def lines_near(self, paths: Iterable[str]) -> tuple[list[Rule], list[FieldRule]]:
+        """The ``p`` and ``p2`` lines that can apply to records in any of ``paths``, in file order."""
+        paths = list(paths)
+        rules = {id(r): r for index in self._rules.values() for p in paths for b in index.buckets(p)
+                 for lines in b.values() for r in lines}
+        fields = {id(f): f for index in self._field_rules.values() for p in paths for b in index.buckets(p)
+                  for lines in b.values() for f in lines}
+        return sorted(rules.values(), key=lambda r: r.line), sorted(fields.values(), key=lambda f: f.line)
 
     def subjects(self) -> list[str]:
         """Every subject that holds any grant edge."""
         return sorted(self._grants)
+
+
+def _drop(lists: dict[Any, list[Rule]], key: Any, rule: Rule) -> None:
+    """Copy-on-write removal of ``rule`` from ``lists[key]`` (the key goes when its list empties)."""
+    kept = [x for x in lists.get(key, ()) if x != rule]
+    if kept:
+        lists[key] = kept
+    else:
+        lists.pop(key, None)
 
 
 def cond_match(rule: Rule | str, attrs: Mapping[str, Any]) -> bool:

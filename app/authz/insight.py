@@ -7,7 +7,7 @@ from typing import Any
 
 from app.authz.conditions import ConditionError
 from app.authz.engine import Engine, GrantEdge, Request
-from app.authz.rules import Rule, key_match, scope_match
+from app.authz.rules import Rule, key_match, parse_scope, scope_match
 
 
 def grant_info(g: GrantEdge) -> dict[str, Any]:
@@ -74,21 +74,59 @@ def _condition_outcome(rule: Rule, req: Request) -> str:
     return verb if ok else f"skipped: condition {rule.cond.source} is false"
 
 
-def effective_permissions(engine: Engine, sub: str, at: datetime) -> list[dict[str, Any]]:
-    """Every (type, action) a subject may be allowed or is denied, with the grant and role path."""
-    out = []
+def effective_permissions(engine: Engine, sub: str, home: str, at: datetime) -> list[dict[str, Any]]:
+    """Every permission a subject holds, grouped, each with the grant -> role chain -> rules behind it.
+
+    One entry per (grant, role, type, action, effect, scope, condition) with the rule domains it
+    covers.  Rules that cannot apply to any record the subject can reach are left out: a rule whose
+    domain does not meet the grant's, and ``dept``/``tree``/``listed`` scopes whose departments do
+    not meet both.  Cost: the subject's grants x the rules of the roles they hold, read from the
+    engine's role index (not the whole policy).
+    """
+    out: list[dict[str, Any]] = []
     for g in engine.grants_of(sub):
         if not g.active(at):
             continue
         base = g.dom[:-1] if g.dom.endswith("*") else g.dom
+        info = grant_info(g)
         for role, chain in engine._closure(g.role, base):
-            for rule in engine.policy.rules:
-                if rule.role != role:
-                    continue
-                out.append({
-                    "resource_type": rule.obj, "action": rule.act, "effect": rule.eft, "scope": rule.scope,
-                    "condition": rule.cond.source, "rule": {"id": rule.id, "text": rule.text, "domain": rule.dom},
-                    "held_in": g.dom, "role": role, "via": list(chain), "grant": grant_info(g),
-                })
+            if g.dom == "*":  # held everywhere: whole shapes at once
+                groups = {shape: [r for r in rules if _scope_reachable(shape[3], r.dom, "*", home)]
+                          if shape[3] not in ("all", "own") else rules
+                          for shape, rules in engine.rules_of_role(role).items()}
+            else:  # held in part of the company: only the rule domains that meet it
+                groups = {}
+                for dom, rules in engine.rules_of_role_by_domain(role).items():
+                    if _meet(dom, g.dom):
+                        for r in rules:
+                            if _scope_reachable(r.scope, dom, g.dom, home):
+                                groups.setdefault(r.shape, []).append(r)
+            out.extend({
+                "resource_type": obj, "action": act, "effect": eft, "scope": scope, "condition": cond,
+                "role": role, "via": list(chain), "held_in": g.dom, "grant": info,
+                "domains": [r.dom for r in picked], "rules": [r.id for r in picked],
+            } for (obj, act, eft, scope, cond), picked in groups.items() if picked)
     out.sort(key=lambda p: (p["resource_type"], p["action"], p["effect"], p["role"], p["held_in"]))
     return out
+
+
+def _meet(a: str, b: str) -> bool:
+    """Do two domain patterns cover some department in common?"""
+    if a == "*" or b == "*" or a == b:
+        return True
+    if a[-1] == "*":
+        return b.startswith(a[:-1]) if b[-1] != "*" else (b.startswith(a[:-1]) or a.startswith(b[:-1]))
+    if b[-1] == "*":
+        return a.startswith(b[:-1])
+    return False
+
+
+def _scope_reachable(scope: str, rule_dom: str, grant_dom: str, home: str) -> bool:
+    """Can a record in both patterns fall in the scope? (Patterns form a tree: pairwise meeting suffices.)"""
+    if scope in ("all", "own"):
+        return True
+    if scope == "dept":
+        return home != "" and key_match(home, rule_dom) and key_match(home, grant_dom)
+    if scope == "tree":
+        return home != "" and _meet(home + "*", rule_dom) and _meet(home + "*", grant_dom)
+    return any(_meet(p, rule_dom) and _meet(p, grant_dom) for p in parse_scope(scope)[1])

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,8 @@ class Policy:
     roles: Mapping[str, RoleDef]
     mappings: tuple[RoleMapping, ...]
     classification: Mapping[str, Mapping[str, FieldClass]] = field(default_factory=dict)
+    # Every p and p2 line by its canonical text: what an edit looks lines up in (not part of equality).
+    lines: Mapping[str, Rule | FieldRule] = field(default_factory=dict, compare=False, repr=False)
 
     def mapping_for(self, system: str, source_role: str) -> RoleMapping | None:
         """The central role a source role maps to, if any."""
@@ -129,11 +132,154 @@ def parse_bundle(files: Mapping[str, str]) -> Policy:
     _cross_check(rules, inherits, field_rules, resources, roles, mappings, classification, problems)
     if problems:
         raise InvalidPolicy(f"policy bundle has {len(problems)} problem(s)", details=problems)
+    lines: dict[str, Rule | FieldRule] = {r.text: r for r in rules}
+    lines.update((f.text, f) for f in field_rules)
     return Policy(
         files=dict(files), digest=bundle_digest(files), rules=tuple(rules), inherits=tuple(inherits),
         field_rules=tuple(field_rules), resources=resources, roles=roles, mappings=tuple(mappings),
-        classification=classification,
+        classification=classification, lines=lines,
     )
+
+
+@dataclass(frozen=True)
+class PolicyDelta:
+    """The lines one edit added and removed (the objects of the policy they belong to)."""
+
+    rules_added: tuple[Rule, ...] = ()
+    rules_removed: tuple[Rule, ...] = ()
+    field_rules_added: tuple[FieldRule, ...] = ()
+    field_rules_removed: tuple[FieldRule, ...] = ()
+    inherits_added: tuple[Inherit, ...] = ()
+    inherits_removed: tuple[Inherit, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """How many lines of each kind changed."""
+        return {"rules_added": len(self.rules_added), "rules_removed": len(self.rules_removed),
+                "field_rules_changed": len(self.field_rules_added) + len(self.field_rules_removed),
+                "inherits_changed": len(self.inherits_added) + len(self.inherits_removed)}
+
+
+_LINE_FILES = {"p": "rules.csv", "g": "rules.csv", "p2": "field_rules.csv"}
+
+
+def edit_policy(policy: Policy, add: Sequence[str], remove: Sequence[str]) -> tuple[Policy, PolicyDelta]:
+    """Add and remove single lines, validating only what they touch; raise InvalidPolicy on any problem.
+
+    The result equals ``parse_bundle`` of the edited files (same lines, same digest) but costs the
+    changed lines plus a few C-level copies, not a parse of the whole bundle.  Line numbers of the
+    untouched lines stay those they were read with.
+    """
+    problems: list[str] = []
+    added = [_read_line(raw, problems) for raw in add]
+    removed = [_read_line(raw, problems) for raw in remove]
+    if problems:
+        raise InvalidPolicy(f"policy change has {len(problems)} problem(s)", details=problems)
+    lines = dict(policy.lines)
+    inherits = list(policy.inherits)
+    gone: list[Rule | FieldRule | Inherit] = []
+    for item in removed:
+        if isinstance(item, Inherit):
+            if item in inherits:
+                inherits.remove(item)
+                gone.append(item)
+                continue
+        elif (existing := lines.pop(item.text, None)) is not None:
+            gone.append(existing)
+            continue
+        problems.append(f"no such line to remove: {_text(item)}")
+    new_files = dict(policy.files)
+    for item in gone:
+        name = _LINE_FILES[_text(item).split(",", 1)[0]]
+        new_files[name] = _drop_line(new_files[name], item)
+    fresh: list[Rule | FieldRule | Inherit] = []
+    for item in added:
+        name = _LINE_FILES[_text(item).split(",", 1)[0]]
+        text = new_files[name].rstrip("\n")
+        new_files[name] = text + "\n" + _text(item) + "\n"
+        number = new_files[name].count("\n", 0, len(text) + 1) + 1
+        if isinstance(item, Inherit):
+            if item in inherits:
+                problems.append(f"duplicate line: {_text(item)}")
+            inherits.append(item)
+        else:
+            item = replace(item, line=number)
+            if item.text in lines:
+                problems.append(f"duplicate line: {item.text}")
+            lines[item.text] = item
+        fresh.append(item)
+    new_rules = [i for i in fresh if isinstance(i, Rule)]
+    new_fields = [i for i in fresh if isinstance(i, FieldRule)]
+    _cross_check(new_rules, inherits, new_fields, policy.resources, policy.roles, list(policy.mappings),
+                 policy.classification, problems)
+    if problems:
+        raise InvalidPolicy(f"policy change has {len(problems)} problem(s)", details=problems)
+    gone_ids = {id(i) for i in gone}
+    delta = PolicyDelta(
+        rules_added=tuple(new_rules), rules_removed=tuple(i for i in gone if isinstance(i, Rule)),
+        field_rules_added=tuple(new_fields), field_rules_removed=tuple(i for i in gone if isinstance(i, FieldRule)),
+        inherits_added=tuple(i for i in fresh if isinstance(i, Inherit)),
+        inherits_removed=tuple(i for i in gone if isinstance(i, Inherit)),
+    )
+    new = replace(
+        policy, files=new_files, digest=bundle_digest(new_files), lines=lines, inherits=tuple(inherits),
+        rules=_without(policy.rules, gone_ids) + delta.rules_added,
+        field_rules=_without(policy.field_rules, gone_ids) + delta.field_rules_added,
+    )
+    return new, delta
+
+
+def _without(items: tuple[Any, ...], gone_ids: set[int]) -> tuple[Any, ...]:
+    if not gone_ids:
+        return items
+    return tuple(compress(items, [i not in gone_ids for i in map(id, items)]))
+
+
+def _read_line(raw: str, problems: list[str]) -> Rule | FieldRule | Inherit:
+    """One policy line as the parser reads it (problems appended, a placeholder returned)."""
+    if "\n" in raw or "\r" in raw:
+        problems.append(f"one line per entry: {raw!r}")
+        return Inherit("", "", "")
+    tokens = split_line(raw.strip())
+    kind = tokens[0] if tokens else ""
+    before = len(problems)
+    if kind == "p2":
+        found = _parse_field_rules(raw.strip(), problems)
+    elif kind in ("p", "g"):
+        rules, inherits = _parse_rules(raw.strip(), problems)
+        if inherits:
+            return inherits[0]
+        found = rules  # type: ignore[assignment]
+    else:
+        problems.append(f"not a policy line: {raw!r} (p, g or p2 lines only)")
+        return Inherit("", "", "")
+    if len(problems) > before or not found:
+        problems[before:] = [p.split(": ", 1)[-1] + f" in {raw.strip()!r}" for p in problems[before:]]
+        return Inherit("", "", "")
+    return found[0]
+
+
+def _text(item: Rule | FieldRule | Inherit) -> str:
+    if isinstance(item, Inherit):
+        return f"g, {item.role}, {item.parent}, {item.dom}"
+    return item.text
+
+
+def _drop_line(text: str, item: Rule | FieldRule | Inherit) -> str:
+    """The file without the first line that reads as ``item`` (canonical spelling found at C speed)."""
+    canonical = _text(item)
+    padded = "\n" + text
+    at = padded.find("\n" + canonical + "\n")
+    if at == -1 and padded.endswith("\n" + canonical):
+        at = len(padded) - len(canonical) - 1
+    if at != -1:
+        return (padded[:at] + padded[at + len(canonical) + 1:])[1:]
+    target = split_line(canonical)
+    out = text.splitlines()
+    for i, existing in enumerate(out):
+        if split_line(existing.strip()) == target:
+            del out[i]
+            break
+    return "\n".join(out) + "\n"
 
 
 def _load_yaml(text: str, name: str, problems: list[str]) -> Any:
@@ -308,5 +454,5 @@ def _check_depth(inherits: list[Inherit], problems: list[str]) -> None:
             problems.append(f"rules.csv: role {role} inherits more than 8 levels deep")
 
 
-__all__ = ["LEVELS", "FieldClass", "Policy", "ResourceType", "RoleDef", "RoleMapping", "parse_bundle",
-           "parse_scope"]
+__all__ = ["LEVELS", "FieldClass", "Policy", "PolicyDelta", "ResourceType", "RoleDef", "RoleMapping", "edit_policy",
+           "parse_bundle", "parse_scope"]

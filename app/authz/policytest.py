@@ -57,6 +57,15 @@ def load_tables(directory: Path) -> dict[str, Any]:
     return out
 
 
+def table_paths(tables: Mapping[str, Any]) -> set[str]:
+    """Every department path the tables name (their records and grants live there)."""
+    out: set[str] = set()
+    for table in tables.values():
+        if isinstance(table, Mapping) and isinstance(table.get("departments"), Mapping):
+            out.update(str(p) for p in table["departments"].values())
+    return out
+
+
 def run_tables(policy: Policy, tables: Mapping[str, Any], now: datetime | None = None) -> list[CaseResult]:
     """Run every case of every table; malformed tables become failed results, not exceptions."""
     now = now or datetime.now(UTC)

@@ -19,6 +19,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import lru_cache
 
 from app.authz.conditions import ALWAYS, Condition
 
@@ -29,6 +30,7 @@ FIELD_ACTS = ("read", "write")
 LEVELS = ("hidden", "masked", "visible")
 
 
+@lru_cache(maxsize=65_536)  # a few thousand department patterns, checked once per policy line
 def valid_domain(pattern: str) -> bool:
     """True for ``*``, ``a/b/`` and ``a/b/*``."""
     return bool(_DOMAIN_RE.match(pattern))
@@ -93,6 +95,8 @@ def split_line(line: str) -> list[str]:
     """Split one policy line the way Casbin's file adapter does (commas nest inside [] and ())."""
     if not line or line.startswith("#"):
         return []
+    if "[" not in line and "(" not in line and "]" not in line and ")" not in line:
+        return [t.strip() for t in line.split(",")]  # no nesting: a plain split says the same
     depth, start, tokens = 0, 0, []
     for m in _TOKENS_RE.finditer(line):
         c = m.group()
@@ -133,6 +137,8 @@ class Rule:
     cond: Condition
     eft: str
     line: int = dc_field(compare=False)  # where it was read from; not part of the rule's identity
+    # (type, action, effect, scope, condition): what the rule permits, whatever role and domain it names
+    shape: tuple[str, str, str, str, str] = dc_field(default=("", "", "", "", ""), compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -153,7 +159,7 @@ class Rule:
             raise ValueError("rules name roles, never people")
         cond = cond if cond.clauses else ALWAYS
         text = ", ".join(("p", role, dom, obj, act, scope, cond.source, eft))
-        return cls(_rule_id(text), role, dom, obj, act, scope, cond, eft, line)
+        return cls(_rule_id(text), role, dom, obj, act, scope, cond, eft, line, (obj, act, eft, scope, cond.source))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.authz.directory import State, StateHolder
 from app.authz.engine import Engine, GrantEdge
-from app.authz.policy import parse_bundle
+from app.authz.policy import Policy, PolicyDelta, edit_policy, parse_bundle
 from app.directory.models import Delegation, Grant, Person
 from app.directory.repository import delegated_edge, grant_edge
 from app.metrics import Metrics
 from app.policy.models import Change, PolicyVersion
 
 log = logging.getLogger(__name__)
+Prepared = tuple[Policy, Policy, PolicyDelta]  # (policy it was made from, new policy, delta) of a change
 INCREMENTAL = frozenset({"delegation.create", "grant.create", "grant.revoke", "policy.change", "policy.import",
                          "policy.rollback"})
+
+
+class _Diverged(Exception):
+    """The in-memory policy no longer matches the database: reload in full."""
 
 
 class LiveState:
@@ -37,9 +42,15 @@ class LiveState:
         self._holder = holder
         self._metrics = metrics
         self._full_reload = full_reload
+        self._prepared: Prepared | None = None
 
-    def catch_up(self) -> bool:
-        """Apply every change newer than the state; True if anything was applied."""
+    def catch_up(self, prepared: Prepared | None = None) -> bool:
+        """Apply every change newer than the state; True if anything was applied.
+
+        ``prepared`` is a policy edit this process has just validated and committed: applied as is
+        when the engine still holds the policy it was made from (otherwise it is redone from the log).
+        """
+        self._prepared = prepared
         with self._holder.lock:
             state = self._holder.current
             if state is None:
@@ -55,8 +66,13 @@ class LiveState:
                     return True
                 started = time.perf_counter()
                 policy_version_id = state.policy_version_id
-                for change in changes:
-                    policy_version_id = self._apply(session, state, change) or policy_version_id
+                try:
+                    for change in changes:
+                        policy_version_id = self._apply(session, state, change) or policy_version_id
+                except _Diverged as exc:  # never serve a policy that differs from the database's
+                    log.warning("%s; reloading in full", exc)
+                    self._full_reload()
+                    return True
             new = State(state.engine, state.directory, str(changes[-1].id), policy_version_id)
             self._holder.swap(new)
         self._metrics.policy_version.set(changes[-1].id)
@@ -79,13 +95,32 @@ class LiveState:
                 for edge in engine.grants_of(f"user:{delegation.from_person_id}"):
                     if edge.role == delegation.role and edge.delegated_from is None:
                         engine.add_grant(delegated_edge(edge, delegation))
-        else:  # policy.change / policy.import / policy.rollback
+        elif change.kind == "policy.change":
+            return self._apply_edit(session, engine, change)
+        else:  # policy.import / policy.rollback: whole bundles, diffed line by line
             version = session.get(PolicyVersion, change.policy_version_id)
             if version is not None:
                 counts = engine.apply_policy(parse_bundle(version.files))
                 log.info("policy version %s applied", version.id, extra=counts)
                 return version.id
         return None
+
+    def _apply_edit(self, session: Session, engine: Engine, change: Change) -> int | None:
+        """A line edit: apply its own lines; the new policy's digest must be the stored version's."""
+        digest = session.scalar(select(PolicyVersion.digest).where(PolicyVersion.id == change.policy_version_id))
+        if digest is None:
+            return None
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] is engine.policy and prepared[1].digest == digest:
+            _, policy, delta = prepared
+        else:
+            policy, delta = edit_policy(engine.policy, change.details.get("added", []),
+                                        change.details.get("removed", []))
+            if policy.digest != digest:
+                raise _Diverged(f"policy version {change.policy_version_id}: edit gives another digest")
+        counts = engine.apply_delta(delta, policy)
+        log.info("policy version %s applied", change.policy_version_id, extra=counts)
+        return change.policy_version_id
 
     def _add_grant(self, session: Session, engine: Engine, grant: Grant, departments: dict[str, str]) -> None:
         edge = grant_edge(grant, departments)

@@ -16,7 +16,8 @@ class PolicyVersion(Base):
 
     __tablename__ = "policy_versions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.id"))
+    # Unique: every version has at most one successor, so two edits of one version cannot both land.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.id"), unique=True, index=True)
     digest: Mapped[str] = mapped_column(String(64), index=True)
     files: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,26 +10,26 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.authz.directory import State, StateHolder
 from app.authz.engine import Engine
-from app.authz.policy import Policy, parse_bundle, read_bundle
-from app.authz.policytest import load_tables, run_tables
-from app.authz.rules import split_line
+from app.authz.policy import Policy, PolicyDelta, edit_policy, parse_bundle, read_bundle
+from app.authz.policytest import load_tables, run_tables, table_paths
 from app.db import transaction
 from app.directory.models import Role
 from app.directory.repository import load_directory, load_grant_edges
-from app.errors import InvalidPolicy, InvalidRequest, NotFound
+from app.errors import Conflict, InvalidPolicy, InvalidRequest, NotFound
 from app.metrics import Metrics
 from app.policy.models import Change, PolicyVersion
 
 log = logging.getLogger(__name__)
-RULE_FILES = {"p": "rules.csv", "g": "rules.csv", "p2": "field_rules.csv"}
 
 
 class PolicyService:
@@ -67,15 +67,39 @@ class PolicyService:
     def validate(self, files: Mapping[str, str]) -> Policy:
         """Parse a bundle and run the policy tests; raise InvalidPolicy on any problem."""
         policy = parse_bundle(files)
+        self._run_policy_tests(policy, self._tables())
+        return policy
+
+    def validate_edit(self, engine: Engine, add: Sequence[str], remove: Sequence[str]) -> tuple[Policy, PolicyDelta]:
+        """Edit the engine's policy line by line and run the policy tests on the result.
+
+        Costs the changed lines, not the bundle: the tests run on the lines that can apply in their
+        tables' departments, taken from the engine's index (at 100,000 rules a full rebuild per
+        change would take seconds).
+        """
+        policy, delta = edit_policy(engine.policy, add, remove)
+        tables = self._tables()
+        if tables:
+            rules, fields = engine.lines_near(table_paths(tables))
+            gone = {id(x) for x in (*delta.rules_removed, *delta.field_rules_removed)}
+            near = replace(policy, lines={},
+                           rules=tuple(r for r in rules if id(r) not in gone) + delta.rules_added,
+                           field_rules=tuple(f for f in fields if id(f) not in gone) + delta.field_rules_added)
+            self._run_policy_tests(near, tables)
+        return policy, delta
+
+    def _tables(self) -> dict[str, Any]:
         tests_dir = self._policies_dir / "tests"
-        results = run_tables(policy, load_tables(tests_dir)) if tests_dir.is_dir() else []
+        return load_tables(tests_dir) if tests_dir.is_dir() else {}
+
+    def _run_policy_tests(self, policy: Policy, tables: Mapping[str, Any]) -> None:
+        results = run_tables(policy, tables) if tables else []
         failures = [r for r in results if not r.passed]
         if failures:
             raise InvalidPolicy(
                 f"{len(failures)} policy test case(s) fail; nothing was changed",
                 details=[f"{r.table}: {r.name}: {r.message}" for r in failures],
             )
-        return policy
 
     def import_baseline(self, *, actor: str, reason: str) -> PolicyVersion | None:
         """Import ``policies/`` as a new version unless the active one has the same contents."""
@@ -96,17 +120,17 @@ class PolicyService:
             raise InvalidRequest("a policy change needs a reason")
         if not add and not remove:
             raise InvalidRequest("a policy change must add or remove at least one line")
-        with self._factory() as session:
-            active = self.active_version(session)
-            if active is None:
-                raise InvalidPolicy("no policy is loaded yet")
-            files = _edit_lines(dict(active.files), add, remove)
-        policy = self.validate(files)
+        self.live.catch_up()  # edit the newest version, whoever made it
+        state = self._holder.require()
+        base = state.policy_version_id
+        policy, delta = self.validate_edit(state.engine, add, remove)
         with transaction(self._factory) as session:
             current = self.active_version(session)
+            if current is None or current.id != base:
+                raise Conflict("the policy changed while this change was validated; nothing was changed, retry")
             version = self._write_version(session, policy, current, actor, reason, "policy.change",
                                           {"added": list(add), "removed": list(remove)})
-        self.live.catch_up()
+        self.live.catch_up(prepared=(state.engine.policy, policy, delta))
         return version
 
     def rollback(self, *, actor: str, reason: str, to_version: int) -> PolicyVersion:
@@ -129,7 +153,10 @@ class PolicyService:
         version = PolicyVersion(parent_id=parent.id if parent else None, digest=policy.digest,
                                 files=dict(policy.files), created_by=actor, reason=reason)
         session.add(version)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:  # another process made a successor of the same version first
+            raise Conflict("the policy changed meanwhile; nothing was changed, retry") from exc
         _mirror_roles(session, policy)
         session.add(Change(actor=actor, kind=kind, target=f"policy:{version.id}", reason=reason,
                            details=details, policy_version_id=version.id))
@@ -165,36 +192,6 @@ def _mirror_roles(session: Session, policy: Policy) -> None:
         row.title_zh, row.title_en = spec.title_zh, spec.title_en
         row.privileged, row.description = spec.privileged, spec.description
         session.add(row)
-
-
-def _edit_lines(files: dict[str, str], add: Sequence[str], remove: Sequence[str]) -> dict[str, str]:
-    for line in [*add, *remove]:
-        if "\n" in line or "\r" in line:
-            raise InvalidPolicy(f"one line per entry: {line!r}")
-        tokens = split_line(line.strip())
-        if not tokens or tokens[0] not in RULE_FILES:
-            raise InvalidPolicy(f"not a policy line: {line!r} (p, g or p2 lines only)")
-    for line in remove:
-        name = RULE_FILES[split_line(line.strip())[0]]
-        kept, found = _without(files[name], line)
-        if not found:
-            raise InvalidPolicy(f"no such line to remove: {line!r}")
-        files[name] = kept
-    for line in add:
-        name = RULE_FILES[split_line(line.strip())[0]]
-        files[name] = files[name].rstrip("\n") + "\n" + line.strip() + "\n"
-    return files
-
-
-def _without(text: str, line: str) -> tuple[str, bool]:
-    target = split_line(line.strip())
-    out, found = [], False
-    for existing in text.splitlines():
-        if not found and split_line(existing.strip()) == target:
-            found = True
-            continue
-        out.append(existing)
-    return "\n".join(out) + "\n", found
 
 
 def export_version(version: PolicyVersion, directory: Path) -> list[Path]:
