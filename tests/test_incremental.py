@@ -173,3 +173,13 @@ def test_a_bad_line_edit_changes_nothing() -> None:
             edit_policy(POLICY, add, remove)
         assert message in " ".join(caught.value.details or [str(caught.value)]), (add, remove, caught.value.details)
     assert (POLICY.files, POLICY.digest, len(POLICY.rules), len(POLICY.lines)) == before
+
+
+def test_the_merged_bucket_memo_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from app.authz import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "_MERGED_LIMIT", 20)
+    engine = Engine(POLICY, [GrantEdge("user:u1", "sales_manager", "*")])
+    for i in range(300):
+        engine.decide(Request("user:u1", f"hq/d{i}/", "crm.customer", "read", "", "", {"record": {}}, NOW))
+    assert 0 < max(len(index.memo) for index in engine._rules.values()) <= 20
