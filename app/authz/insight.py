@@ -21,7 +21,8 @@ def grant_info(g: GrantEdge) -> dict[str, Any]:
 
 
 def explain(engine: Engine, req: Request, fields: list[str]) -> dict[str, Any]:
-    """Every grant, role and candidate rule of a decision, and what each contributed."""
+    """Every grant, role and candidate rule (those whose domain covers the record's department) of a
+    decision, and what each contributed."""
     decision = engine.decide(req)
     holds = engine.holds(req.sub, req.dom, req.at)
     return {
@@ -31,7 +32,7 @@ def explain(engine: Engine, req: Request, fields: list[str]) -> dict[str, Any]:
                     "owner": req.owner or None, "home_department": req.home or None, "properties": req.attrs},
         "grants": [_grant_status(g, req) for g in engine.grants_of(req.sub)],
         "roles_here": [{"role": h.role, "via": list(h.chain), "grant": grant_info(h.grant)} for h in holds.values()],
-        "rules": [_rule_status(r, req, holds) for r in engine.rules_for(req.obj, req.act)],
+        "rules": [_rule_status(r, req, holds) for r in engine.rules_for(req.obj, req.act, req.dom)],
         "fields": engine.field_levels(req, fields, decision.allowed) if fields else {},
         "decided_by": decision.rule.text if decision.rule else None,
     }
@@ -54,8 +55,6 @@ def _rule_status(rule: Rule, req: Request, holds: dict[str, Any]) -> dict[str, A
     out: dict[str, Any] = {"id": rule.id, "text": rule.text, "effect": rule.eft}
     if rule.role not in holds:
         out["outcome"] = f"skipped: subject does not hold {rule.role} here"
-    elif not key_match(req.dom, rule.dom):
-        out["outcome"] = f"skipped: rule applies in {rule.dom}"
     elif not scope_match(rule.scope, req.sub, req.owner, req.dom, req.home):
         out["outcome"] = f"skipped: record outside data scope {rule.scope}"
     else:
