@@ -56,7 +56,8 @@ class InsightService:
         person = state.directory.people.get(person_id)
         if person is None:
             raise NotFound(f"no person {person_id}")
-        perms = effective_permissions(state.engine, person.sub, person.home, datetime.now(UTC)) if person.status == "active" else []
+        active = person.status == "active"
+        perms = effective_permissions(state.engine, person.sub, person.home, datetime.now(UTC)) if active else []
         return {"person": {"id": person.id, "name": person.name, "status": person.status,
                            "department": person.home or None},
                 "policy_version": state.version, "permissions": perms,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,24 +16,50 @@ from app.authz.engine import GrantEdge
 from app.directory.models import Account, Delegation, Department, DepartmentSourceId, Grant, Person
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while a load builds hundreds of thousands of acyclic objects.
+
+    Every allocation threshold would otherwise start a collection that scans the growing heap: at the
+    large benchmark size that is about half of the load time.  The previous setting is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_directory(session: Session) -> Directory:
     """The directory view decisions resolve subjects and departments with.
 
-    Plain column tuples, not ORM objects: a 100,000-person company loads in a fraction of the time.
+    Plain column tuples fetched whole through the session's connection (no ORM objects, no ORM row
+    processing, no row-at-a-time fetch): a 100,000-person company loads in a fraction of the time.
     """
-    rows = session.execute(select(Department.id, Department.path, Department.name)).all()
-    departments = {r.id: r.path for r in rows}
-    names = {r.id: r.name for r in rows}
+    with _gc_paused():
+        return _load_directory(session)
+
+
+def _load_directory(session: Session) -> Directory:
+    conn = session.connection()
+    rows = conn.execute(select(Department.id, Department.path, Department.name)).all()
+    departments = {did: path for did, path, _ in rows}
+    names = {did: name for did, _, name in rows}
+    path_of = departments.get
     people = {
-        r.id: PersonView(r.id, r.name, r.status, r.department_id, departments.get(r.department_id or "", ""))
-        for r in session.execute(select(Person.id, Person.name, Person.status, Person.department_id))
+        pid: PersonView(pid, name, status, did, path_of(did, "") if did else "")
+        for pid, name, status, did in conn.execute(
+            select(Person.id, Person.name, Person.status, Person.department_id)).all()
     }
     accounts = {
-        (r.system, r.local_id): AccountView(r.system, r.local_id, r.person_id, r.status)
-        for r in session.execute(select(Account.system, Account.local_id, Account.person_id, Account.status))
+        (system, local_id): AccountView(system, local_id, person_id, status)
+        for system, local_id, person_id, status in conn.execute(
+            select(Account.system, Account.local_id, Account.person_id, Account.status)).all()
     }
-    sources = {(r.system, r.source_id): r.department_id for r in session.execute(
-        select(DepartmentSourceId.system, DepartmentSourceId.source_id, DepartmentSourceId.department_id))}
+    sources = {(system, source_id): did for system, source_id, did in conn.execute(
+        select(DepartmentSourceId.system, DepartmentSourceId.source_id, DepartmentSourceId.department_id)).all()}
     return Directory(people, accounts, departments, names, sources)
 
 
@@ -43,16 +71,35 @@ def grant_domain(department_path: str | None, include_subtree: bool) -> str:
 
 
 def load_grant_edges(session: Session, departments: dict[str, str]) -> list[GrantEdge]:
-    """Grant edges of every unrevoked grant and delegation (time windows are checked per decision)."""
-    grants = list(session.execute(select(
+    """Grant edges of every unrevoked grant and delegation (time windows are checked per decision).
+
+    Column tuples unpacked in one loop, each (department, subtree) scope's domain computed once: this
+    is the bulk of a cold load (156,000 grants at the large benchmark size).
+    """
+    with _gc_paused():
+        return _load_grant_edges(session, departments)
+
+
+def _load_grant_edges(session: Session, departments: dict[str, str]) -> list[GrantEdge]:
+    conn = session.connection()
+    grants = conn.execute(select(
         Grant.id, Grant.person_id, Grant.role, Grant.department_id, Grant.include_subtree, Grant.source_system,
-        Grant.valid_from, Grant.valid_until).where(Grant.revoked_at.is_(None))))
-    edges = [grant_edge(g, departments) for g in grants]
-    active = set(session.scalars(select(Person.id).where(Person.status == "active")))
+        Grant.valid_from, Grant.valid_until).where(Grant.revoked_at.is_(None))).all()
+    domains: dict[tuple[str | None, bool], str] = {}
+    edges: list[GrantEdge] = []
+    append = edges.append
+    for gid, person_id, role, department_id, subtree, source, valid_from, valid_until in grants:
+        dom = domains.get((department_id, subtree))
+        if dom is None:
+            path = departments.get(department_id) if department_id else None
+            dom = domains[department_id, subtree] = grant_domain(path, subtree)
+        append(GrantEdge(f"user:{person_id}", role, dom, gid, source, valid_from, valid_until))
     # A deputy acts for an active delegator only: a leaver's delegations lapse with them.
-    delegations = [d for d in session.scalars(select(Delegation).where(Delegation.revoked_at.is_(None)))
-                   if d.from_person_id in active]
-    edges.extend(delegation_edges(delegations, grants, departments))
+    delegations = list(session.scalars(
+        select(Delegation).join(Person, Person.id == Delegation.from_person_id)
+        .where(Delegation.revoked_at.is_(None), Person.status == "active")))
+    if delegations:
+        edges.extend(delegation_edges(delegations, list(grants), departments))
     return edges
 
 
@@ -69,9 +116,12 @@ def delegation_edges(
     delegations: Iterable[Delegation], grants: list[Any], departments: dict[str, str]
 ) -> list[GrantEdge]:
     """A delegation gives the deputy the delegator's role in the delegator's domains, within both windows."""
+    delegations = list(delegations)
+    delegators = {d.from_person_id for d in delegations}
     by_person: dict[str, list[Any]] = {}
     for g in grants:
-        by_person.setdefault(g.person_id, []).append(g)
+        if g.person_id in delegators:
+            by_person.setdefault(g.person_id, []).append(g)
     return [delegated_edge(grant_edge(g, departments), d)
             for d in delegations for g in by_person.get(d.from_person_id, ()) if g.role == d.role]
 
