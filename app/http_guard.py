@@ -2,6 +2,9 @@
 
 JSON allows ``"\\ud800"`` (a lone surrogate) and unlimited nesting; Python accepts both and fails
 later, when the answer is serialised (a 500).  These bodies are refused here with a 4xx instead.
+
+The body is parsed once, here; the parsed value is left in the ASGI scope under ``PARSED_BODY`` for
+the endpoints that read JSON themselves (the decision endpoints), so they do not parse it again.
 """
 
 from __future__ import annotations
@@ -13,33 +16,63 @@ import orjson
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
+PARSED_BODY = "accessgov.parsed_body"
+_NOTHING = object()
 
 
 def _problem(body: bytes) -> tuple[str, str] | None:
-    """(code, message) when the body must be refused; None to let the schema validation judge it.
+    """(code, message) when the body must be refused; None to let the schema validation judge it."""
+    problem, _ = _check(body)
+    return problem
 
-    One parse in C (orjson refuses lone surrogates itself) and one iterative walk for depth and NUL.
+
+def _check(body: bytes) -> tuple[tuple[str, str] | None, Any]:
+    """(problem or None, the parsed body or _NOTHING when it is not JSON).
+
+    One parse in C (orjson refuses lone surrogates itself), then a walk over the containers only,
+    level by level, for the depth.  A NUL can only arrive escaped (JSON forbids raw control
+    characters in strings), so the strings are searched only when the raw bytes hold ``\\u0000``.
     """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if "depth limit" in str(exc):
-            return "too_deep", f"JSON nested more than {MAX_DEPTH} levels"
+            return ("too_deep", f"JSON nested more than {MAX_DEPTH} levels"), _NOTHING
         if b"\\u" in body and _has_lone_surrogate(body):
-            return "invalid_unicode", "the body contains a lone UTF-16 surrogate"
-        return None  # not JSON: the schema validation answers malformed_json
-    stack: list[tuple[Any, int]] = [(data, 1)]
+            return ("invalid_unicode", "the body contains a lone UTF-16 surrogate"), _NOTHING
+        return None, _NOTHING  # not JSON: the schema validation answers malformed_json
+    level, depth = [data], 1
+    while True:
+        nested: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                nested += [v for v in node.values() if type(v) is dict or type(v) is list]
+            elif type(node) is list:
+                nested += [v for v in node if type(v) is dict or type(v) is list]
+        if not nested:
+            break
+        depth += 1
+        if depth > MAX_DEPTH:
+            return ("too_deep", f"JSON nested more than {MAX_DEPTH} levels"), _NOTHING
+        level = nested
+    if b"\\u0000" in body and _has_nul(data):
+        return ("invalid_unicode", "the body contains a NUL character"), _NOTHING
+    return None, data
+
+
+def _has_nul(data: Any) -> bool:
+    stack = [data]
     while stack:
-        node, depth = stack.pop()
+        node = stack.pop()
         if isinstance(node, str):
             if "\x00" in node:
-                return "invalid_unicode", "the body contains a NUL character"
-        elif isinstance(node, dict | list):
-            if depth > MAX_DEPTH:
-                return "too_deep", f"JSON nested more than {MAX_DEPTH} levels"
-            items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in items)
-    return None
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _has_lone_surrogate(body: bytes) -> bool:
@@ -83,10 +116,13 @@ class BodyGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        problem = _problem(body) if body else None
-        if problem is not None:
-            await _refuse(send, 400, *problem)
-            return
+        if body:
+            problem, parsed = _check(body)
+            if problem is not None:
+                await _refuse(send, 400, *problem)
+                return
+            if parsed is not _NOTHING:
+                scope[PARSED_BODY] = parsed
         sent = False
 
         async def replay() -> dict[str, Any]:

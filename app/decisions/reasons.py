@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from app.authz.engine import Decision
 
 _TEXT = {
@@ -53,3 +55,47 @@ def reason_payload(decision: Decision) -> dict[str, Any]:
         if g.delegated_from:
             out["grant"]["delegated_from"] = g.delegated_from
     return out
+
+
+class Explained:
+    """Everything a decision's answer and log row say about why, built once per (code, rule, hold)."""
+
+    __slots__ = ("admin", "chain", "grant", "json", "reason", "rule")
+
+    def __init__(self, decision: Decision) -> None:
+        self.reason = reason_payload(decision)  # shared by every answer: never mutated
+        self.json = orjson.dumps(self.reason).decode()  # what the decision log stores
+        self.admin = {"en": explain_code(decision, "en"), "zh": explain_code(decision, "zh")}
+        # The objects the cache key names by identity, kept alive with the entry.
+        hold = decision.hold
+        self.rule, self.grant, self.chain = decision.rule, hold.grant if hold else None, hold.chain if hold else None
+
+
+class ReasonCache:
+    """Reasons and sentences per (code, rule, role, grant, chain): a batch asks the same few over and over.
+
+    Rules, grant edges and inheritance chains are long-lived objects of the loaded policy, so they are
+    keyed by identity; the entry keeps them alive (an id is never reused while its entry exists) and
+    a hit is checked against them.  Bounded: cleared when full.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._entries: dict[tuple[Any, ...], Explained] = {}
+        self._limit = limit
+
+    def get(self, decision: Decision) -> Explained:
+        """The reason payload, its JSON and the admin sentences of a decision."""
+        rule, hold = decision.rule, decision.hold
+        grant = chain = None
+        if hold is None:
+            key: tuple[Any, ...] = (decision.code, id(rule))
+        else:
+            grant, chain = hold.grant, hold.chain
+            key = (decision.code, id(rule), hold.role, id(grant), id(chain))
+        hit = self._entries.get(key)
+        if hit is not None and hit.rule is rule and hit.grant is grant and hit.chain is chain:
+            return hit
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        made = self._entries[key] = Explained(decision)
+        return made

@@ -1,8 +1,18 @@
 """The decision log: every decision is queued and written in batches by a background thread.
 
-Recording never changes or delays an answer: ``record`` only appends to a bounded queue.  When
-the queue is full the decision is counted as dropped; when the database is down the batch is
-kept and retried, so records survive an outage as long as the buffer lasts.  ``stop`` flushes.
+Recording never changes an answer: ``record_rows`` only appends to a bounded queue.  While the
+queue is more than half full (``backlogged``), the decision endpoints wait for the writer before
+deciding (backpressure), so a load the writer cannot follow slows answers down instead of losing
+records.  When the queue is full all the same (the database away for long), the decision is
+counted as dropped; when the database is down the batch is kept and retried, so records survive an
+outage as long as the buffer lasts.  ``stop`` flushes.
+
+What is queued is a plain tuple per decision (``LogRow``, the table's columns in order, the JSON
+columns already serialised), built by the decision path; the writer hands whole batches to the
+database driver without the ORM: one ``executemany`` in one transaction on SQLite, ``COPY`` on
+PostgreSQL, plus one ``executemany`` that folds the batch into the usage aggregate.  This keeps
+the writer thread's share of the process's interpreter lock small (most of the work is in C, and
+SQLite and PostgreSQL release the lock while they work), so it does not hold up answers.
 """
 
 from __future__ import annotations
@@ -13,23 +23,30 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Protocol
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+import orjson
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.decisions.models import DecisionRecord, Usage
 from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+# The columns of ``decision_log`` in the order of a LogRow.
+COLUMNS = ("id", "at", "caller", "subject", "person_id", "action", "resource_type", "resource_id", "allowed",
+           "policy_version", "reason", "fields")
+# id, at (aware UTC), caller, subject, person_id, action, resource_type, resource_id, allowed,
+# policy_version, reason (JSON text), fields (JSON text)
+LogRow = tuple[str, datetime, str, str, str | None, str, str, str | None, bool, str, str, str]
+EMPTY_JSON = "{}"
+
 
 @dataclass(slots=True)  # one per decision: not frozen, for speed
 class DecisionEntry:
-    """One decision as it will be stored."""
+    """One decision as it will be stored (the decision path builds ``LogRow`` tuples directly)."""
 
     id: str
     at: datetime
@@ -44,11 +61,20 @@ class DecisionEntry:
     reason: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
 
+    def row(self) -> LogRow:
+        """The entry as a LogRow (strings cut to their column's length)."""
+        return (self.id, self.at, self.caller[:200], self.subject[:400], self.person_id, self.action[:64],
+                self.resource_type[:64], self.resource_id[:400] if self.resource_id else None, self.allowed,
+                self.policy_version, orjson.dumps(self.reason).decode() if self.reason else EMPTY_JSON,
+                orjson.dumps(self.fields).decode() if self.fields else EMPTY_JSON)
+
 
 class DecisionRecorder(Protocol):
     """Where decisions go."""
 
     def record(self, entry: DecisionEntry) -> None: ...
+    def record_rows(self, rows: Sequence[LogRow]) -> None: ...
+    def backlogged(self) -> bool: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def flush(self, timeout: float = 10.0) -> bool: ...
@@ -62,6 +88,13 @@ class NullDecisionRecorder:
 
     def record(self, entry: DecisionEntry) -> None:
         """Drop the entry."""
+
+    def record_rows(self, rows: Sequence[LogRow]) -> None:
+        """Drop the rows."""
+
+    def backlogged(self) -> bool:
+        """Never."""
+        return False
 
     def start(self) -> None:
         """Nothing to start."""
@@ -81,9 +114,9 @@ class DbDecisionRecorder:
                  batch_size: int = 500, flush_seconds: float = 0.5) -> None:
         self._factory = factory
         self._metrics = metrics
-        # A deque: append and popleft are atomic under the GIL and far cheaper than queue.Queue's
-        # locks on a path taken once per decision.  The bound is checked before appending.
-        self._queue: deque[DecisionEntry] = deque()
+        # A deque: append, extend and popleft are atomic under the GIL and far cheaper than
+        # queue.Queue's locks on a path taken once per decision.  The bound is checked before adding.
+        self._queue: deque[LogRow] = deque()
         self._max = queue_size
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
@@ -94,10 +127,21 @@ class DbDecisionRecorder:
 
     def record(self, entry: DecisionEntry) -> None:
         """Queue an entry; if the buffer is full, count it as dropped."""
-        if len(self._queue) >= self._max:
-            self._metrics.log_dropped.inc()
+        self.record_rows((entry.row(),))
+
+    def record_rows(self, rows: Sequence[LogRow]) -> None:
+        """Queue rows (one request's decisions); those that do not fit the buffer are counted as dropped."""
+        room = self._max - len(self._queue)
+        if room >= len(rows):
+            self._queue.extend(rows)
             return
-        self._queue.append(entry)
+        if room > 0:
+            self._queue.extend(rows[:room])
+        self._metrics.log_dropped.inc(len(rows) - max(room, 0))
+
+    def backlogged(self) -> bool:
+        """More than half the buffer waits: the decision endpoints then let the writer catch up first."""
+        return len(self._queue) * 2 > self._max
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -125,14 +169,17 @@ class DbDecisionRecorder:
         return False
 
     def _run(self) -> None:
-        pending: list[DecisionEntry] = []
+        pending: list[LogRow] = []
         backoff = 0.1
         while True:
             self._busy = True  # before taking, so flush() never sees "empty and idle" mid-write
-            pending.extend(self._take(self._batch_size - len(pending)))
+            # A backlog is written in bigger transactions (up to 10 batches): fewer round trips, and
+            # fewer times the writer waits for the interpreter lock, when it matters most.
+            limit = self._batch_size if len(self._queue) < 4 * self._batch_size else 10 * self._batch_size
+            pending.extend(self._take(limit - len(pending)))
             if pending:
                 try:
-                    write_batch(self._factory, pending)
+                    write_rows(self._factory.kw["bind"], pending)
                     pending, backoff = [], 0.1
                 except Exception:
                     self._metrics.log_write_failures.inc()
@@ -148,88 +195,153 @@ class DbDecisionRecorder:
                     return
                 self._stop.wait(min(self._flush_seconds, 0.05))
 
-    def _salvage(self, batch: list[DecisionEntry]) -> list[DecisionEntry]:
+    def _salvage(self, batch: list[LogRow]) -> list[LogRow]:
         """Write a failed batch one by one: if some rows go in, the others are poison and are dropped.
 
         If none goes in, the database is away: keep them all for the retry.
         """
         failed = []
-        for entry in batch:
+        engine = self._factory.kw["bind"]
+        for row in batch:
             try:
-                write_batch(self._factory, [entry])
+                write_rows(engine, [row])
             except Exception:
-                failed.append(entry)
+                failed.append(row)
         if len(failed) == len(batch):
             return failed
-        for entry in failed:
+        for row in failed:
             self._metrics.log_dropped.inc()
-            log.error("decision %s could not be stored and was dropped", entry.id)
+            log.error("decision %s could not be stored and was dropped", row[0])
         return []
 
-    def _take(self, limit: int) -> list[DecisionEntry]:
-        out: list[DecisionEntry] = []
+    def _take(self, limit: int) -> list[LogRow]:
         q = self._queue
-        while q and len(out) < limit:
-            out.append(q.popleft())
-        return out
+        n = min(limit, len(q))
+        popleft = q.popleft
+        return [popleft() for _ in range(n)]
 
 
 def write_batch(factory: sessionmaker[Session], entries: Sequence[DecisionEntry]) -> None:
     """Insert decisions and fold them into the usage aggregate, in one transaction."""
-    with factory() as session, session.begin():
-        session.execute(insert(DecisionRecord), [_row(e) for e in entries])
-        rows = _usage_rows(entries)
-        if rows:
-            session.execute(_usage_upsert(session.get_bind().dialect.name), rows)  # one executemany
+    write_rows(factory.kw["bind"], [e.row() for e in entries])
 
 
-def _row(e: DecisionEntry) -> dict[str, Any]:
-    return {
-        "id": e.id, "at": e.at, "caller": e.caller[:200], "subject": e.subject[:400],
-        "person_id": e.person_id, "action": e.action[:64], "resource_type": e.resource_type[:64],
-        "resource_id": e.resource_id[:400] if e.resource_id else None,
-        "fields": e.fields, "allowed": e.allowed, "reason": e.reason, "policy_version": e.policy_version,
-    }
+def write_rows(engine: Engine, rows: Sequence[LogRow]) -> None:
+    """Insert log rows and fold them into the usage aggregate, in one transaction, through the driver."""
+    if not rows:
+        return
+    usage = _usage_rows(rows)
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        try:
+            if engine.dialect.name == "postgresql":
+                _write_postgres(cur, rows, usage)
+            else:
+                _write_sqlite(cur, rows, usage)
+        finally:
+            cur.close()
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except Exception:  # the connection is gone: the original error is what matters
+            log.debug("rollback after a failed decision-log write failed", exc_info=True)
+        raise
+    finally:
+        conn.close()
 
 
-def _usage_rows(entries: Sequence[DecisionEntry]) -> list[dict[str, Any]]:
-    agg: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for e in entries:
-        if e.person_id is None:
+# SQLite: many rows per INSERT (multi-row VALUES).  The writer thread gives up the interpreter lock
+# while SQLite works and, each time it wants it back, may wait for the request thread (up to the
+# switch interval): with one statement per ROWS_PER_STATEMENT rows instead of one per row, it asks a
+# few times per batch.  (Cheaper in CPU than executemany too; json_each was tried: twice the CPU.)
+ROWS_PER_STATEMENT = 100  # 1,200 parameters, well under SQLite's 32,766
+_USAGE_COLUMNS = "person_id, resource_type, action, count, allows, denies, first_used, last_used"
+_USAGE_CONFLICT = (" ON CONFLICT (person_id, resource_type, action) DO UPDATE SET count = usage.count + excluded.count,"
+                   " allows = usage.allows + excluded.allows, denies = usage.denies + excluded.denies,")
+_SQLITE_USAGE_CONFLICT = (_USAGE_CONFLICT + " first_used = min(usage.first_used, excluded.first_used),"
+                          " last_used = max(usage.last_used, excluded.last_used)")
+_STATEMENTS: dict[tuple[str, int], str] = {}
+
+
+def _sqlite_insert(table: str, columns: str, width: int, rows: int) -> str:
+    key = (table, rows)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        one = "(" + ", ".join("?" * width) + ")"
+        sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * rows)  # noqa: S608 - constants
+        if table == "usage":
+            sql += _SQLITE_USAGE_CONFLICT
+        _STATEMENTS[key] = sql
+    return sql
+
+
+def _sqlite_insert_many(cur: Any, table: str, columns: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start:start + ROWS_PER_STATEMENT]
+        cur.execute(_sqlite_insert(table, columns, width, len(chunk)), list(chain.from_iterable(chunk)))
+
+
+_PG_COPY = f"COPY decision_log ({', '.join(COLUMNS)}) FROM STDIN"
+_PG_USAGE = (f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608 - constants
+             + _USAGE_CONFLICT
+             + " first_used = least(usage.first_used, excluded.first_used),"
+               " last_used = greatest(usage.last_used, excluded.last_used)")
+
+
+def _sqlite_time(at: datetime) -> str:
+    """SQLAlchemy's SQLite storage format for a UTC datetime (naive, always with microseconds)."""
+    if at.tzinfo is not None and at.utcoffset():
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _write_sqlite(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]]) -> None:
+    last_at: datetime | None = None
+    last_text = ""
+    out = []
+    for r in rows:
+        at = r[1]
+        if at is not last_at:  # the decisions of one request share one timestamp object
+            last_at, last_text = at, _sqlite_time(at)
+        # JSON columns go in as text (SQLite's JSON is text); booleans as 0/1, as SQLAlchemy stores them
+        out.append((r[0], last_text, *r[2:8], 1 if r[8] else 0, *r[9:]))
+    _sqlite_insert_many(cur, "decision_log", ", ".join(COLUMNS), len(COLUMNS), out)
+    for u in usage:
+        u[6], u[7] = _sqlite_time(u[6]), _sqlite_time(u[7])
+    _sqlite_insert_many(cur, "usage", _USAGE_COLUMNS, 8, usage)
+
+
+def _write_postgres(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]]) -> None:
+    with cur.copy(_PG_COPY) as copy:
+        write = copy.write_row
+        for r in rows:
+            write(r)
+    cur.executemany(_PG_USAGE, usage)
+
+
+def _usage_rows(rows: Sequence[LogRow]) -> list[list[Any]]:
+    """Per (person, type, action): count, allows, denies, first and last use; sorted, so that two
+    writers that fold overlapping keys lock the rows in the same order."""
+    agg: dict[tuple[str, str, str], list[Any]] = {}
+    for r in rows:
+        person = r[4]
+        if person is None:
             continue
-        key = (e.person_id, e.resource_type, e.action)
-        row = agg.setdefault(key, {"person_id": key[0], "resource_type": key[1], "action": key[2], "count": 0,
-                                   "allows": 0, "denies": 0, "first_used": e.at, "last_used": e.at})
-        row["count"] += 1
-        row["allows" if e.allowed else "denies"] += 1
-        row["first_used"] = min(row["first_used"], e.at)
-        row["last_used"] = max(row["last_used"], e.at)
-    return list(agg.values())
-
-
-def _usage_upsert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT that folds a batch's counts into the aggregate."""
-    ins = pg_insert(Usage) if dialect == "postgresql" else sqlite_insert(Usage)
-    excluded = ins.excluded
-    return ins.on_conflict_do_update(
-        index_elements=["person_id", "resource_type", "action"],
-        set_={
-            "count": Usage.count + excluded.count,
-            "allows": Usage.allows + excluded.allows,
-            "denies": Usage.denies + excluded.denies,
-            "first_used": _least(dialect, Usage.first_used, excluded.first_used),
-            "last_used": _greatest(dialect, Usage.last_used, excluded.last_used),
-        },
-    )
-
-
-def _least(dialect: str, a: Any, b: Any) -> Any:
-    from sqlalchemy import func
-
-    return func.least(a, b) if dialect == "postgresql" else func.min(a, b)
-
-
-def _greatest(dialect: str, a: Any, b: Any) -> Any:
-    from sqlalchemy import func
-
-    return func.greatest(a, b) if dialect == "postgresql" else func.max(a, b)
+        key = (person, r[6], r[5])
+        u = agg.get(key)
+        at = r[1]
+        if u is None:
+            agg[key] = [person, r[6], r[5], 1, 1 if r[8] else 0, 0 if r[8] else 1, at, at]
+            continue
+        u[3] += 1
+        if r[8]:
+            u[4] += 1
+        else:
+            u[5] += 1
+        if at < u[6]:
+            u[6] = at
+        elif at > u[7]:
+            u[7] = at
+    return [agg[k] for k in sorted(agg)]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import email.message
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app.decisions.schemas import (
     ActionSearchRequest,
@@ -14,12 +21,19 @@ from app.decisions.schemas import (
     EvaluationRequest,
     EvaluationsRequest,
     EvaluationsResponse,
+    ItemIn,
     ResourceSearchRequest,
     SearchResponse,
+    Semantic,
     SubjectSearchRequest,
+    fast_evaluation,
+    fast_evaluations,
 )
+from app.decisions.service import DecisionService
 from app.deps import DecideCaller
+from app.errors import InvalidRequest
 from app.errors_http import ERROR_RESPONSES
+from app.http_guard import PARSED_BODY
 
 router = APIRouter(tags=["AuthZEN decisions"], responses=ERROR_RESPONSES)
 
@@ -41,18 +55,121 @@ def _svc(request: Request) -> Any:
     return request.app.state.services
 
 
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI's test: ``application/json`` or ``application/*+json`` (a missing type is not JSON)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON, parsed once (by the body guard when it ran), refused as FastAPI would.
+
+    A dependency listed before the caller, so that, as with a declared body, a body that is not JSON is
+    a 400 even before the token is looked at.  Its value is the body itself when it is not JSON (the
+    schema validation then refuses it, as FastAPI does).
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is not None and content_type.startswith("application/json") and len(content_type) == 16:
+        pass  # the usual header: no need to parse it
+    elif not _is_json(content_type):
+        return await request.body() or None
+    parsed = request.scope.get(PARSED_BODY, _UNPARSED)
+    if parsed is not _UNPARSED:
+        return parsed
+    body = await request.body()
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": exc.msg}}]) from None
+
+
+_UNPARSED = object()
+JsonBody = Annotated[Any, Depends(json_body)]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _validated(model: type[_M], data: Any) -> _M:
+    """The body through its model: the 400 and its details are those FastAPI gives for a declared body."""
+    if data is None:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body, documented (the endpoint reads it itself; ``document_bodies`` adds the schema)."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+BODY_MODELS: tuple[type[BaseModel], ...] = (EvaluationRequest, EvaluationsRequest)
+
+
+BACKPRESSURE_SECONDS = 5.0
+
+
+async def _answer(request: Request, run: Callable[[], dict[str, Any]], items: Sequence[Any]) -> Response:
+    """Decide on the event loop (it is CPU work in memory) unless an item needs the record registry,
+    a database read: that goes to the thread pool, as a blocking call must.
+
+    Backpressure: while the decision log's buffer is more than half full, a request waits (up to
+    BACKPRESSURE_SECONDS) before it is decided, which hands the interpreter to the log writer.  Under
+    a load the writer cannot follow, answers slow down instead of decisions going unrecorded; only a
+    writer stuck for longer (the database away) lets the buffer fill, and then drops are counted.
+    """
+    recorder = _svc(request).recorder
+    if recorder.backlogged():
+        deadline = time.monotonic() + BACKPRESSURE_SECONDS
+        while recorder.backlogged() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+    if DecisionService.needs_registry(items):
+        return DecisionJSON(await run_in_threadpool(run))
+    return DecisionJSON(run())
+
+
 @router.post("/access/v1/evaluation", response_model=Decision, response_model_exclude_none=True,
-             summary="Evaluate one access request")
-def evaluation(body: EvaluationRequest, caller: DecideCaller, request: Request) -> Response:
+             summary="Evaluate one access request", openapi_extra=_body_doc(EvaluationRequest))
+async def evaluation(data: JsonBody, caller: DecideCaller, request: Request) -> Response:
     """May this subject do this action on this record, and which fields may they see?"""
-    return DecisionJSON(_svc(request).decisions.evaluate(caller=caller, request=body))
+    item: Any = fast_evaluation(data) or _validated(EvaluationRequest, data)
+    decisions = _svc(request).decisions
+    return await _answer(request, lambda: decisions.evaluate(caller=caller, request=item), (item,))
 
 
 @router.post("/access/v1/evaluations", response_model=EvaluationsResponse | Decision,
-             response_model_exclude_none=True, summary="Evaluate a batch (boxcarred) of access requests")
-def evaluations(body: EvaluationsRequest, caller: DecideCaller, request: Request) -> Response:
+             response_model_exclude_none=True, summary="Evaluate a batch (boxcarred) of access requests",
+             openapi_extra=_body_doc(EvaluationsRequest))
+async def evaluations(data: JsonBody, caller: DecideCaller, request: Request) -> Response:
     """Decisions in request order; top-level members are defaults; options.evaluations_semantic honoured."""
-    return DecisionJSON(_svc(request).decisions.evaluate_many(caller=caller, request=body))
+    decisions: DecisionService = _svc(request).decisions
+    fast = fast_evaluations(data)
+    if fast is None:
+        body = _validated(EvaluationsRequest, data)
+        if not body.evaluations:
+            return await _answer(request, lambda: decisions.evaluate_many(caller=caller, request=body),
+                                 (body,) if body.resource else ())
+        semantic = body.options.evaluations_semantic if body.options else Semantic.execute_all
+        items = decisions.batch_items(body.subject, body.action, body.resource, body.context, body.evaluations)
+    elif not fast.evaluations:
+        if not (fast.subject and fast.action and fast.resource):
+            raise InvalidRequest("give `evaluations`, or subject, action and resource")
+        single = ItemIn(fast.subject, fast.action, fast.resource, fast.context)
+        return await _answer(request, lambda: decisions.evaluate(caller=caller, request=single), (single,))
+    else:
+        semantic = fast.semantic
+        items = decisions.batch_items(fast.subject, fast.action, fast.resource, fast.context, fast.evaluations)
+    return await _answer(request, lambda: decisions.run_batch(caller, items, semantic), items)
 
 
 @router.post("/access/v1/search/subject", response_model=SearchResponse, summary="Who may do this?")

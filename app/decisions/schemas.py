@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -207,3 +207,154 @@ class FilterRequest(BaseModel):
     action: Action
     resource: SearchResource
     context: dict[str, Any] | None = None
+
+
+# -- the fast path of the two decision endpoints --------------------------------------------------------
+#
+# The decision endpoints read bodies the common way without building pydantic models: the checks below
+# accept exactly the bodies the models above accept in their usual form (strings within their lengths,
+# objects where objects go; unknown members ignored).  Anything else (a wrong type, a missing member,
+# a string out of bounds) returns None, and the caller validates with the models instead, so a bad
+# body gets the very same 400 and details as before.
+
+
+class SubjectIn(NamedTuple):
+    """A validated subject."""
+
+    type: str
+    id: str
+    properties: dict[str, Any] | None
+
+
+class ActionIn(NamedTuple):
+    """A validated action."""
+
+    name: str
+    properties: dict[str, Any] | None
+
+
+class ResourceIn(NamedTuple):
+    """A validated resource."""
+
+    type: str
+    id: str
+    properties: dict[str, Any] | None
+
+
+class ItemIn(NamedTuple):
+    """A validated evaluation (each part may be missing in a batch item)."""
+
+    subject: SubjectIn | None
+    action: ActionIn | None
+    resource: ResourceIn | None
+    context: dict[str, Any] | None
+
+
+class BatchIn(NamedTuple):
+    """A validated batch body."""
+
+    subject: SubjectIn | None
+    action: ActionIn | None
+    resource: ResourceIn | None
+    context: dict[str, Any] | None
+    evaluations: list[ItemIn] | None
+    semantic: Semantic
+
+
+_SEMANTICS = {s.value: s for s in Semantic}
+_NO = object()  # "does not fit the fast path"
+
+
+def _fast_props(v: Any) -> Any:
+    return v if v is None or type(v) is dict else _NO
+
+
+def _fast_subject(v: Any) -> Any:
+    if v is None:
+        return None
+    if type(v) is not dict:
+        return _NO
+    t, i, p = v.get("type"), v.get("id"), v.get("properties")
+    if (type(t) is not str or not 0 < len(t) <= 64 or type(i) is not str or not 0 < len(i) <= 300
+            or (p is not None and type(p) is not dict)):
+        return _NO
+    return SubjectIn(t, i, p)
+
+
+def _fast_action(v: Any) -> Any:
+    if v is None:
+        return None
+    if type(v) is not dict:
+        return _NO
+    n, p = v.get("name"), v.get("properties")
+    if type(n) is not str or not 0 < len(n) <= 64 or (p is not None and type(p) is not dict):
+        return _NO
+    return ActionIn(n, p)
+
+
+def _fast_resource(v: Any) -> Any:
+    if v is None:
+        return None
+    if type(v) is not dict:
+        return _NO
+    t, i, p = v.get("type"), v.get("id"), v.get("properties")
+    if (type(t) is not str or not 0 < len(t) <= 64 or type(i) is not str or len(i) > 300
+            or (p is not None and type(p) is not dict)):
+        return _NO
+    return ResourceIn(t, i, p)
+
+
+def _fast_item(v: Any) -> Any:
+    if type(v) is not dict:
+        return _NO
+    s, a, r, c = (_fast_subject(v.get("subject")), _fast_action(v.get("action")),
+                  _fast_resource(v.get("resource")), _fast_props(v.get("context")))
+    if s is _NO or a is _NO or r is _NO or c is _NO:
+        return _NO
+    return ItemIn(s, a, r, c)
+
+
+def fast_evaluation(data: Any) -> ItemIn | None:
+    """A single evaluation body, or None when it does not fit the fast path (then validate with the model)."""
+    item = _fast_item(data)
+    if item is _NO or item.subject is None or item.action is None or item.resource is None:
+        return None
+    return item  # type: ignore[no-any-return]
+
+
+def fast_evaluations(data: Any) -> BatchIn | None:
+    """A batch body, or None when it does not fit the fast path (then validate with the model)."""
+    top = _fast_item(data)
+    if top is _NO:
+        return None
+    semantic = Semantic.execute_all
+    options = data.get("options")
+    if options is not None:
+        if type(options) is not dict:
+            return None
+        if "evaluations_semantic" in options:
+            found = _SEMANTICS.get(options["evaluations_semantic"]) if type(
+                options["evaluations_semantic"]) is str else None
+            if found is None:
+                return None
+            semantic = found
+    raw = data.get("evaluations")
+    items: list[ItemIn] | None = None
+    if raw is not None:
+        if type(raw) is not list:
+            return None
+        items = []
+        append = items.append
+        for v in raw:
+            # The common item: a resource only.
+            if type(v) is dict and len(v) == 1 and "resource" in v:
+                r = _fast_resource(v["resource"])
+                if r is _NO:
+                    return None
+                append(ItemIn(None, None, r, None))
+                continue
+            item = _fast_item(v)
+            if item is _NO:
+                return None
+            append(item)
+    return BatchIn(top.subject, top.action, top.resource, top.context, items, semantic)

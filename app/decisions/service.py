@@ -1,4 +1,10 @@
-"""Decisions: resolve, decide, shape the AuthZEN answer, record it.  Any doubt is deny."""
+"""Decisions: resolve, decide, shape the AuthZEN answer, record it.  Any doubt is deny.
+
+One request (a single evaluation or a batch) is one pass of ``_run``: one clock reading, one lock
+per metric and one append of its log rows to the decision-log queue, whatever the number of
+decisions.  The reason of a decision (its payload, JSON for the log, and the sentences) is built
+once per rule and role hold (``ReasonCache``) and shared by every answer that gives it.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,33 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 from app.authz.directory import State, StateHolder
 from app.authz.engine import Decision as EngineDecision
-from app.decisions.reasons import explain_code, reason_payload
-from app.decisions.recorder import DecisionEntry, DecisionRecorder
+from app.decisions.reasons import ReasonCache
+from app.decisions.recorder import EMPTY_JSON, DecisionRecorder, LogRow
 from app.decisions.resolve import Caller, RecordInfo, Resolved, resolve
-from app.decisions.schemas import EvaluationItem, EvaluationRequest, EvaluationsRequest, Semantic
+from app.decisions.schemas import EvaluationItem, EvaluationRequest, EvaluationsRequest, ItemIn, Semantic
 from app.errors import InvalidRequest
 from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 RecordLookup = Callable[[str, str], RecordInfo | None]
+_REASON_USER = {"en-403": "You do not have permission for this.", "zh-403": "您没有此操作的权限。"}
+
+
+class Item(NamedTuple):
+    """One evaluation with the batch defaults filled in (parts validated already; nothing re-validated)."""
+
+    subject: Any
+    action: Any
+    resource: Any
+    context: dict[str, Any] | None
 
 
 class DecisionService:
@@ -35,53 +53,55 @@ class DecisionService:
         self._record_lookup = record_lookup
         self._max_batch = max_batch
         self._ids = DecisionIds()
-        self._counters: dict[tuple[str, str], Any] = {}
+        self._reasons = ReasonCache()
 
-    def _count(self, allowed: bool, system: str) -> None:
-        key = ("allow" if allowed else "deny", system)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = self._metrics.decisions.labels(*key)
-        child.inc()
-
-    def evaluate(self, *, caller: Caller, request: EvaluationRequest | EvaluationItem | Item) -> dict[str, Any]:
+    def evaluate(self, *, caller: Caller,
+                 request: EvaluationRequest | EvaluationItem | Item | ItemIn) -> dict[str, Any]:
         """One decision as an AuthZEN decision object; never raises for a decision problem."""
-        started = time.perf_counter()
-        decision_id = self._ids.next()
-        state = self._holder.current
-        try:
-            out = self._evaluate(state, caller, request, decision_id)
-        except Exception:
-            # Fail closed: a bug or an outage on the decision path denies, it never allows.
-            log.exception("decision failed", extra={"decision_id": decision_id})
-            out = _error_answer(decision_id, state, "internal_error", "the decision could not be made")
-        self._metrics.decision_seconds.observe(time.perf_counter() - started)
-        rtype = request.resource.type if request.resource else ""
-        self._count(out["decision"], rtype.partition(".")[0] if "." in rtype else "unknown")
-        return out
+        return self._run(caller, (request,), Semantic.execute_all)[0]
 
     def evaluate_many(self, *, caller: Caller, request: EvaluationsRequest) -> dict[str, Any]:
         """The AuthZEN batch: defaults from the top level, order kept, semantics honoured."""
         if not request.evaluations:
             if request.subject and request.action and request.resource:
-                single = EvaluationItem(subject=request.subject, action=request.action,
-                                        resource=request.resource, context=request.context)
-                return self.evaluate(caller=caller, request=single)
+                return self.evaluate(caller=caller, request=Item(request.subject, request.action, request.resource,
+                                                                 request.context))
             raise InvalidRequest("give `evaluations`, or subject, action and resource")
-        if len(request.evaluations) > self._max_batch:
-            raise InvalidRequest(f"at most {self._max_batch} evaluations per request",
-                                 details={"max": self._max_batch, "given": len(request.evaluations)})
-        items = [_with_defaults(request, i, item) for i, item in enumerate(request.evaluations)]
+        items = self.batch_items(request.subject, request.action, request.resource, request.context,
+                                 request.evaluations)
         semantic = request.options.evaluations_semantic if request.options else Semantic.execute_all
-        results: list[dict[str, Any]] = []
+        return {"evaluations": self._run(caller, items, semantic)}
+
+    def batch_items(self, subject: Any, action: Any, resource: Any, context: dict[str, Any] | None,
+                    evaluations: Sequence[Any]) -> list[Item]:
+        """The evaluations with the top-level defaults filled in; 400 when one lacks a part or there are too many."""
+        if len(evaluations) > self._max_batch:
+            raise InvalidRequest(f"at most {self._max_batch} evaluations per request",
+                                 details={"max": self._max_batch, "given": len(evaluations)})
+        items = []
+        for index, e in enumerate(evaluations):
+            merged = Item(e.subject or subject, e.action or action, e.resource or resource,
+                          e.context if e.context is not None else context)
+            if merged.subject is None or merged.action is None or merged.resource is None:
+                missing = [k for k in ("subject", "action", "resource") if getattr(merged, k) is None]
+                raise InvalidRequest(
+                    f"evaluations[{index}] lacks {', '.join(missing)} and there is no top-level default",
+                    details={"index": index, "missing": missing})
+            items.append(merged)
+        return items
+
+    def run_batch(self, caller: Caller, items: Sequence[Any], semantic: Semantic) -> dict[str, Any]:
+        """Answer items already merged with their defaults (``batch_items``)."""
+        return {"evaluations": self._run(caller, items, semantic)}
+
+    @staticmethod
+    def needs_registry(items: Iterable[Any]) -> bool:
+        """Does any item leave out the record's department (so its decision reads the record registry)?"""
         for item in items:
-            answer = self.evaluate(caller=caller, request=item)
-            results.append(answer)
-            if semantic == Semantic.deny_on_first_deny and not answer["decision"]:
-                break
-            if semantic == Semantic.permit_on_first_permit and answer["decision"]:
-                break
-        return {"evaluations": results}
+            resource = item.resource
+            if resource is not None and resource.id and "department" not in (resource.properties or ()):
+                return True
+        return False
 
     def decide_resolved(self, state: State, resolved: Resolved) -> EngineDecision:
         """The engine's decision for a resolved request, fields included."""
@@ -92,49 +112,93 @@ class DecisionService:
             decision = EngineDecision(decision.allowed, decision.code, decision.rule, decision.hold, levels)
         return decision
 
-    def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem | Item) -> Resolved:
+    def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem | Item,
+                now: datetime | None = None) -> Resolved:
         """Resolve subject, resource and action through the directory and the record registry."""
         assert request.subject is not None
         assert request.action is not None
         assert request.resource is not None
-        props = request.resource.properties or {}
+        resource = request.resource
         # Only a caller that leaves out the department pays a registry lookup; the usual
         # CRM/OA call carries owner and department and never touches the database.
-        needs_registry = request.resource.id and "department" not in props
-        record = self._record_lookup(request.resource.type, request.resource.id) if needs_registry else None
+        record = None
+        if resource.id and "department" not in (resource.properties or ()):
+            record = self._record_lookup(resource.type, resource.id)
         return resolve(policy=state.engine.policy, directory=state.directory, caller=caller,
-                       subject=request.subject, action=request.action, resource=request.resource,
-                       context=request.context, record=record, now=datetime.now(UTC))
+                       subject=request.subject, action=request.action, resource=resource,
+                       context=request.context, record=record, now=now or datetime.now(UTC))
 
-    def _evaluate(self, state: State | None, caller: Caller, request: Any, decision_id: str) -> dict[str, Any]:
+    def _run(self, caller: Caller, items: Iterable[Any], semantic: Semantic) -> list[dict[str, Any]]:
+        state = self._holder.current
+        now = datetime.now(UTC)  # one clock reading per request: its decisions share it
+        caller_id = caller.client_id[:200]
+        rows: list[LogRow] = []
+        results: list[dict[str, Any]] = []
+        seconds: list[float] = []
+        counts: dict[tuple[str, str], int] = {}
+        perf = time.perf_counter
+        stop_on = None if semantic == Semantic.execute_all else semantic == Semantic.permit_on_first_permit
+        for item in items:
+            started = perf()
+            decision_id = self._ids.next()
+            try:
+                out = self._evaluate(state, caller, caller_id, item, decision_id, now, rows)
+            except Exception:
+                # Fail closed: a bug or an outage on the decision path denies, it never allows.
+                log.exception("decision failed", extra={"decision_id": decision_id})
+                out = _error_answer(decision_id, state, "internal_error", "the decision could not be made")
+            seconds.append(perf() - started)
+            rtype = item.resource.type if item.resource else ""
+            allowed = out["decision"]
+            key = ("allow" if allowed else "deny", rtype.partition(".")[0] if "." in rtype else "unknown")
+            counts[key] = counts.get(key, 0) + 1
+            results.append(out)
+            if stop_on is not None and allowed is stop_on:
+                break
+        if rows:
+            self._recorder.record_rows(rows)
+        self._metrics.decision_seconds.observe_many(seconds)
+        self._metrics.count_decisions(counts)
+        return results
+
+    def _evaluate(self, state: State | None, caller: Caller, caller_id: str, request: Any, decision_id: str,
+                  now: datetime, rows: list[LogRow]) -> dict[str, Any]:
         if state is None:
             return _error_answer(decision_id, None, "policy_not_loaded", "the policy is not loaded yet")
-        resolved = self.resolve(state, caller, request)
+        resolved = self.resolve(state, caller, request, now)
         if resolved.request is None:
             decision = EngineDecision(False, resolved.deny or "unresolved",
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
         else:
             decision = self.decide_resolved(state, resolved)
-        reason = reason_payload(decision)
-        context = _context(decision_id, state, decision, resolved, reason)
-        self._record(caller, request, resolved, decision, decision_id, state, reason)
+        explained = self._reasons.get(decision)
+        allowed = decision.allowed
+        reason = explained.reason
+        if resolved.message:
+            reason = {**reason, "detail": resolved.message}
+        ctx: dict[str, Any] = {"decision_id": decision_id, "policy_version": state.version, "reason": reason,
+                               "reason_admin": explained.admin}
+        if not allowed:
+            ctx["reason_user"] = _REASON_USER
+        fields = decision.fields
+        if fields:
+            ctx["fields"] = fields
+            masks = state.engine.policy.classification.get(resolved.request.obj, {}) if resolved.request else {}
+            if masks:
+                masked = {f: masks[f].mask for f, lvl in fields.items() if lvl == "masked" and f in masks}
+                if masked:
+                    ctx["masks"] = masked
+        if resolved.notes:
+            ctx["notes"] = resolved.notes
+        subject, resource, person = request.subject, request.resource, resolved.person
+        rows.append((decision_id, now, caller_id, f"{subject.type}:{subject.id}", person.id if person else None,
+                     request.action.name, resource.type, resource.id or None, allowed, state.version,
+                     explained.json, orjson.dumps(fields).decode() if fields else EMPTY_JSON))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
-                                         "allowed": decision.allowed, "code": decision.code,
+                                         "allowed": allowed, "code": decision.code,
                                          "policy_version": state.version})
-        return {"decision": decision.allowed, "context": context}
-
-    def _record(self, caller: Caller, request: Any, resolved: Resolved, decision: EngineDecision,
-                decision_id: str, state: State, reason: dict[str, Any]) -> None:
-        at = resolved.request.at if resolved.request is not None else datetime.now(UTC)
-        self._recorder.record(DecisionEntry(
-            id=decision_id, at=at, caller=caller.client_id,
-            subject=f"{request.subject.type}:{request.subject.id}",
-            person_id=resolved.person.id if resolved.person else None, action=request.action.name,
-            resource_type=request.resource.type, resource_id=request.resource.id or None,
-            allowed=decision.allowed, policy_version=state.version,
-            reason=reason, fields=dict(decision.fields or {}),
-        ))
+        return {"decision": allowed, "context": ctx}
 
 
 class DecisionIds:
@@ -145,7 +209,8 @@ class DecisionIds:
         self._reseed()
 
     def _reseed(self) -> None:
-        self._prefix = os.urandom(12).hex()
+        h = os.urandom(12).hex()
+        self._head = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:24]}"
         self._counter = itertools.count()
 
     def next(self) -> str:
@@ -155,50 +220,7 @@ class DecisionIds:
             with self._lock:
                 self._reseed()
                 n = next(self._counter)
-        h = self._prefix
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:24]}{n:08x}"
-
-
-class Item(NamedTuple):
-    """One evaluation with the batch defaults filled in (parts validated already; nothing re-validated)."""
-
-    subject: Any
-    action: Any
-    resource: Any
-    context: dict[str, Any] | None
-
-
-def _with_defaults(top: EvaluationsRequest, index: int, item: EvaluationItem) -> Item:
-    merged = Item(item.subject or top.subject, item.action or top.action, item.resource or top.resource,
-                  item.context if item.context is not None else top.context)
-    missing = [k for k in ("subject", "action", "resource") if getattr(merged, k) is None]
-    if missing:
-        raise InvalidRequest(f"evaluations[{index}] lacks {', '.join(missing)} and there is no top-level default",
-                             details={"index": index, "missing": missing})
-    return merged
-
-
-def _context(decision_id: str, state: State, decision: EngineDecision, resolved: Resolved,
-             reason: dict[str, Any]) -> dict[str, Any]:
-    ctx: dict[str, Any] = {
-        "decision_id": decision_id,
-        "policy_version": state.version,
-        "reason": dict(reason),
-        "reason_admin": {"en": explain_code(decision, "en"), "zh": explain_code(decision, "zh")},
-    }
-    if not decision.allowed:
-        ctx["reason_user"] = {"en-403": "You do not have permission for this.", "zh-403": "您没有此操作的权限。"}
-    if resolved.message:
-        ctx["reason"]["detail"] = resolved.message
-    if decision.fields:
-        ctx["fields"] = decision.fields
-        masks = state.engine.policy.classification.get(resolved.request.obj, {}) if resolved.request else {}
-        masked = {f: masks[f].mask for f, lvl in decision.fields.items() if lvl == "masked" and f in masks}
-        if masked:
-            ctx["masks"] = masked
-    if resolved.notes:
-        ctx["notes"] = resolved.notes
-    return ctx
+        return f"{self._head}{n:08x}"
 
 
 def _error_answer(decision_id: str, state: State | None, code: str, message: str) -> dict[str, Any]:
