@@ -45,6 +45,17 @@ class DecisionLogSettings(BaseModel):
     flush_seconds: float = Field(0.5, gt=0, description="Longest wait before a partial batch is written.")
 
 
+class SyncSettings(BaseModel):
+    """Identity sync (``ACCESSGOV_SYNC__*``)."""
+
+    sources_file: Path | None = Field(
+        None, description="Sources and attribute masters; default <policies_dir>/sync/sources.yaml.")
+    max_rows: Annotated[int, Field(ge=1, le=5_000_000)] = Field(
+        200_000, description="Most rows (departments + accounts + roles + assignments) in one snapshot.")
+    max_body_mb: Annotated[int, Field(ge=1, le=2048)] = Field(
+        256, description="Largest snapshot push body, in MiB (other requests keep the 5 MiB limit).")
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -62,6 +73,7 @@ class Settings(BaseSettings):
     )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     log_level: str = Field("INFO", description="Root log level.")
     refresh_seconds: float = Field(
         1.0, gt=0, description="How often each process checks the change log for changes made by other processes.")

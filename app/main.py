@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from app.policy.refresher import StateRefresher
 from app.policy.service import PolicyService
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Services:
     search: SearchService
     insight: Any
     refresher: StateRefresher
+    sync: Any = None
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -88,7 +91,17 @@ def build_services(settings: Settings) -> Services:
     refresher = StateRefresher(factory=factory, holder=holder, policy=policy, interval=settings.refresh_seconds)
     return Services(settings, factory, holder, metrics, build_verifier(settings), recorder, policy,
                     GrantService(factory=factory, policy=policy), decisions, search,
-                    InsightService(holder=holder, decisions=decisions), refresher)
+                    InsightService(holder=holder, decisions=decisions), refresher,
+                    build_sync(settings, factory, holder, policy))
+
+
+def build_sync(settings: Settings, factory: sessionmaker[Session], holder: StateHolder, policy: PolicyService) -> Any:
+    """The sync service, with the sources of ``policies/sync/sources.yaml``."""
+    from app.sync.config import load_sync_config
+    from app.sync.service import SyncService
+
+    config = load_sync_config(settings.sync.sources_file or settings.policies_dir / "sync" / "sources.yaml")
+    return SyncService(factory=factory, holder=holder, policy=policy, config=config, max_rows=settings.sync.max_rows)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -118,7 +131,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodyGuard)
     install_error_handlers(app)
     _include_routers(app)
+    _document_bodies(app)
     return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Put the schemas of the bodies the decision endpoints read themselves into the OpenAPI document."""
+    from pydantic.json_schema import models_json_schema
+
+    from app.decisions.router import BODY_MODELS
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            _, defs = models_json_schema([(m, "validation") for m in BODY_MODELS],
+                                         ref_template="#/components/schemas/{model}")
+            known = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in defs.get("$defs", {}).items():
+                known.setdefault(name, definition)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -127,8 +162,9 @@ def _include_routers(app: FastAPI) -> None:
     from app.directory.router import router as directory_router
     from app.ops import router as ops_router
     from app.policy.router import router as policy_router
+    from app.sync.router import router as sync_router
 
-    for r in (authzen_router, ext_router, directory_router, policy_router, ops_router):
+    for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, ops_router):
         app.include_router(r)
 
 
@@ -138,4 +174,8 @@ def app_from_env() -> FastAPI:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    # The event loop decides on its own thread and the decision-log writer runs beside it; a thread
+    # that gave up the interpreter lock for I/O waits up to this interval to get it back while the
+    # loop is busy.  1 ms instead of 5 lets the writer keep up with the loop under full load.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return create_app(settings)

@@ -69,6 +69,18 @@ class Account(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     last_login_at: Mapped[datetime | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the source says of the person behind the account (the evidence linking goes by).
+    employee_no: Mapped[str | None] = mapped_column(String(64))
+    mobile: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    department_id: Mapped[str | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
+    position: Mapped[str | None] = mapped_column(String(200))
+    manager_local_id: Mapped[str | None] = mapped_column(String(200))
+    # How the account was linked: employee_no | mobile | email | created | admin | demo; None = unlinked.
+    link_method: Mapped[str | None] = mapped_column(String(16))
+    link_state: Mapped[str] = mapped_column(String(16), default="auto")  # auto | confirmed | broken
+    link_evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Role(Base):
@@ -102,6 +114,9 @@ class Grant(Base):
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(200))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
+    # Suspended (e.g. the holder moved department): not in force until an officer restores or revokes it.
+    suspended_at: Mapped[datetime | None]
+    suspend_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Delegation(Base):

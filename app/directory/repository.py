@@ -71,7 +71,8 @@ def grant_domain(department_path: str | None, include_subtree: bool) -> str:
 
 
 def load_grant_edges(session: Session, departments: dict[str, str]) -> list[GrantEdge]:
-    """Grant edges of every unrevoked grant and delegation (time windows are checked per decision).
+    """Grant edges of every grant neither revoked nor suspended, and of delegations (time windows are
+    checked per decision).
 
     Column tuples unpacked in one loop, each (department, subtree) scope's domain computed once: this
     is the bulk of a cold load (156,000 grants at the large benchmark size).
@@ -84,7 +85,7 @@ def _load_grant_edges(session: Session, departments: dict[str, str]) -> list[Gra
     conn = session.connection()
     grants = conn.execute(select(
         Grant.id, Grant.person_id, Grant.role, Grant.department_id, Grant.include_subtree, Grant.source_system,
-        Grant.valid_from, Grant.valid_until).where(Grant.revoked_at.is_(None))).all()
+        Grant.valid_from, Grant.valid_until).where(Grant.revoked_at.is_(None), Grant.suspended_at.is_(None))).all()
     domains: dict[tuple[str | None, bool], str] = {}
     edges: list[GrantEdge] = []
     append = edges.append

@@ -7,7 +7,8 @@ from sqlalchemy import Connection, engine_from_config, pool
 
 import app.decisions.models
 import app.directory.models
-import app.policy.models  # noqa: F401 - registers the tables on Base.metadata
+import app.policy.models
+import app.sync.models  # noqa: F401 - registers the tables on Base.metadata
 from app.db import Base
 
 config = context.config

@@ -25,8 +25,8 @@ from app.policy.models import Change, PolicyVersion
 
 log = logging.getLogger(__name__)
 Prepared = tuple[Policy, Policy, PolicyDelta]  # (policy it was made from, new policy, delta) of a change
-INCREMENTAL = frozenset({"delegation.create", "grant.create", "grant.revoke", "policy.change", "policy.import",
-                         "policy.rollback"})
+INCREMENTAL = frozenset({"delegation.create", "grant.create", "grant.restore", "grant.revoke", "grant.suspend",
+                         "policy.change", "policy.import", "policy.rollback"})
 
 
 class _Diverged(Exception):
@@ -83,11 +83,12 @@ class LiveState:
     def _apply(self, session: Session, state: State, change: Change) -> int | None:
         engine, departments = state.engine, dict(state.directory.departments)
         number = int(change.target.split(":", 1)[1]) if ":" in change.target else 0
-        if change.kind == "grant.create":
+        if change.kind in ("grant.create", "grant.restore"):
             grant = session.get(Grant, number)
-            if grant is not None and grant.revoked_at is None:
+            if grant is not None and grant.revoked_at is None and grant.suspended_at is None:
+                engine.remove_grant(number)  # a restore after a reload may find the edge already there
                 self._add_grant(session, engine, grant, departments)
-        elif change.kind == "grant.revoke":
+        elif change.kind in ("grant.revoke", "grant.suspend"):
             engine.remove_grant(number)
         elif change.kind == "delegation.create":
             delegation = session.get(Delegation, number)

@@ -1,0 +1,79 @@
+"""Sync API: push a system's snapshot, run a source, confirm held runs, runs, conflicts, account links."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+
+from app.deps import DirectoryCaller
+from app.errors_http import ERROR_RESPONSES
+from app.sync.schemas import ConfirmIn, LinkIn, SnapshotIn
+
+router = APIRouter(prefix="/v1/sync", tags=["Identity sync"], responses=ERROR_RESPONSES)
+SourceName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _sync(request: Request) -> Any:
+    return request.app.state.services.sync
+
+
+@router.put("/sources/{source}/snapshot", summary="Push a full snapshot of a system (idempotent per version)")
+def push_snapshot(source: SourceName, body: SnapshotIn, caller: DirectoryCaller, request: Request,
+                  confirm: Annotated[bool, Query(description="apply even past the disable threshold")] = False,
+                  ) -> dict[str, Any]:
+    """Validated whole, applied in one transaction or not at all. A snapshot that would disable more
+    than the source's threshold of its active accounts is held (status ``held``) unless ``confirm``."""
+    return _sync(request).push(body.to_snapshot(source), actor=caller.client_id, confirm=confirm)  # type: ignore[no-any-return]
+
+
+@router.post("/sources/{source}/runs", summary="Pull a source now through its connector")
+def run_source(source: SourceName, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """One run; 409 while another run of the same source is in progress (in any process)."""
+    return _sync(request).run(source, trigger="manual", actor=caller.client_id)  # type: ignore[no-any-return]
+
+
+@router.get("/sources", summary="Configured sources and attribute masters")
+def sources(caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """Each source's connector, kind, schedule and threshold; which source is master of what."""
+    config = _sync(request).config
+    return {"masters": config.masters, "mover_keeps": sorted(config.mover_keeps), "sources": [
+        {"name": s.name, "connector": s.connector, "kind": s.kind, "interval_minutes": s.interval_minutes,
+         "disable_threshold": s.disable_threshold} for s in config.sources.values()]}
+
+
+@router.get("/runs", summary="Sync runs, newest first")
+def runs(caller: DirectoryCaller, request: Request, source: str | None = None, limit: Limit = 50) -> list[dict[str, Any]]:
+    """Status and counts (created, updated, disabled, conflicted, failed, ...) of each run."""
+    return _sync(request).list_runs(source, limit)  # type: ignore[no-any-return]
+
+
+@router.get("/runs/{run_id}", summary="One run with its per-record errors")
+def run(run_id: DbId, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """A run and the records it could not apply."""
+    return _sync(request).get_run(run_id)  # type: ignore[no-any-return]
+
+
+@router.post("/runs/{run_id}/confirm", summary="Apply or discard a held run")
+def confirm(run_id: DbId, body: ConfirmIn, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """A held snapshot is applied as a new run (``apply: true``) or discarded."""
+    return _sync(request).confirm(run_id, actor=caller.client_id, apply=body.apply)  # type: ignore[no-any-return]
+
+
+@router.get("/conflicts", summary="Attributes on which sources disagree")
+def conflicts(caller: DirectoryCaller, request: Request, person_id: str | None = None,
+              include_resolved: bool = False, limit: Limit = 100) -> list[dict[str, Any]]:
+    """Each with the master's value (kept) and the other source's value."""
+    return _sync(request).list_conflicts(  # type: ignore[no-any-return]
+        open_only=not include_resolved, person_id=person_id, limit=limit)
+
+
+@router.put("/accounts/{system}/{local_id}/link", summary="Confirm or break an account's link to a person")
+def link(system: SourceName, local_id: Annotated[str, PathParam(min_length=1, max_length=200)], body: LinkIn,
+         caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """A confirmed link, or a broken one, is kept by every later sync."""
+    return _sync(request).set_link(system=system, local_id=local_id,  # type: ignore[no-any-return]
+                                   person_id=body.person_id, actor=caller.client_id, reason=body.reason)

@@ -1,0 +1,219 @@
+"""Identity sync end to end through the API, on SQLite and PostgreSQL: an org directory (master of
+people, status and departments) and a CRM push snapshots; decisions follow at once.
+
+The org directory and the CRM are played by the test itself pushing snapshots (the push API is the
+real entry point those systems use); pull connectors have their own recorded-fixture tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.config import SyncSettings
+from app.directory.models import Account, Department, Grant, Person
+from app.sync.models import SyncConflict
+from tests.conftest import auth
+
+SOURCES = """
+masters: {people: hr, status: hr, name: hr, department: hr, departments: hr, employee_no: hr, mobile: hr,
+          email: hr, manager: hr, position: oa}
+mover_keeps: [employee]
+defaults: {interval_minutes: 0, disable_threshold: 0.3}
+sources:
+  hr:  {connector: file, kind: directory}
+  crm: {connector: file, kind: crm}
+  oa:  {connector: file, kind: oa}
+"""
+
+HR_DEPTS = [{"key": "1", "name": "总公司"}, {"key": "2", "name": "销售中心", "parent_key": "1"},
+            {"key": "3", "name": "华东大区", "parent_key": "2"}, {"key": "4", "name": "华南大区", "parent_key": "2"},
+            {"key": "5", "name": "财务中心", "parent_key": "1"}]
+
+
+def hr_account(pid: str, name: str, dept: str, status: str = "active") -> dict[str, Any]:
+    return {"key": f"hr-{pid}", "name": name, "employee_no": f"E{pid}", "department_keys": [dept],
+            "status": status, "mobile": f"1380000{pid[1:]:0>4}"}
+
+
+HR_PEOPLE = [("P001", "张伟", "3"), ("P002", "王芳", "3"), ("P003", "李娜", "3"), ("P004", "刘洋", "4"),
+             ("P005", "陈静", "5"), ("P007", "赵敏", "2")]
+
+
+def hr_snapshot(version: str, changes: dict[str, dict[str, Any]] | None = None, drop: tuple[str, ...] = ()) -> dict:
+    accounts = []
+    for pid, name, dept in HR_PEOPLE:
+        if pid in drop:
+            continue
+        accounts.append(hr_account(pid, name, dept) | (changes or {}).get(pid, {}))
+    return {"version": version, "departments": HR_DEPTS, "accounts": accounts, "complete": ["departments", "accounts"]}
+
+
+@pytest.fixture
+def api(app_factory: Callable[..., TestClient], db_url: str, tmp_path: Path) -> TestClient:
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(SOURCES, encoding="utf-8")
+    return app_factory(db_url, sync=SyncSettings(sources_file=sources))
+
+
+def push(api: TestClient, source: str, body: dict[str, Any], **params: Any) -> Any:
+    return api.put(f"/v1/sync/sources/{source}/snapshot", json=body, headers=auth(), params=params)
+
+
+def decide(api: TestClient, subject: str, action: str, rtype: str, rid: str) -> bool:
+    body = {"subject": {"type": "user", "id": subject}, "action": {"name": action},
+            "resource": {"type": rtype, "id": rid}}
+    return bool(api.post("/access/v1/evaluation", json=body, headers=auth()).json()["decision"])
+
+
+def db(api: TestClient) -> Any:
+    return api.app.state.services.factory
+
+
+def directory_digest(api: TestClient) -> tuple[Any, ...]:
+    with db(api)() as s:
+        return (
+            tuple(s.execute(select(Person.id, Person.status, Person.department_id, Person.name)
+                            .order_by(Person.id)).all()),
+            tuple(s.execute(select(Account.system, Account.local_id, Account.person_id, Account.status)
+                            .order_by(Account.system, Account.local_id)).all()),
+            tuple(s.execute(select(Grant.id, Grant.revoked_at, Grant.suspended_at).order_by(Grant.id)).all()),
+            s.scalar(select(func.count()).select_from(Department)),
+            s.scalar(select(func.count()).select_from(SyncConflict)),
+        )
+
+
+def test_the_master_links_people_and_leavers_and_movers_follow_at_once(api: TestClient) -> None:
+    first = push(api, "hr", hr_snapshot("v1"))
+    assert first.status_code == 200, first.text
+    run = first.json()
+    assert run["status"] == "applied" and run["counts"]["linked"] == 6, run
+    assert run["counts"].get("people_created", 0) == 0  # everyone matched by employee number
+    with db(api)() as s:
+        linked = s.scalars(select(Account).where(Account.system == "hr", Account.local_id == "hr-P001")).one()
+        assert linked.person_id == "P001" and linked.link_method == "employee_no"
+        assert linked.link_evidence["value"] == "EP001" and linked.mobile == "+8613800000001"
+    again = push(api, "hr", hr_snapshot("v1")).json()
+    assert again["status"] == "unchanged"
+
+    # A leaver: denied right after the push.
+    assert decide(api, "P002", "read", "crm.customer", "CUS-2")
+    left = push(api, "hr", hr_snapshot("v2", {"P002": {"status": "left"}})).json()
+    assert left["status"] == "applied" and left["counts"]["leavers"] == 1
+    assert not decide(api, "P002", "read", "crm.customer", "CUS-2")
+
+    # A mover: grants scoped to the old department are suspended, company-wide ones kept.
+    assert decide(api, "P003", "read", "crm.customer", "CUS-1")
+    moved = push(api, "hr", hr_snapshot("v3", {"P002": {"status": "left"}, "P003": {"department_keys": ["4"]}}))
+    assert moved.json()["counts"]["grants_suspended"] == 2, moved.json()
+    assert not decide(api, "P003", "read", "crm.customer", "CUS-1")
+    with db(api)() as s:
+        suspended = s.scalars(select(Grant).where(Grant.person_id == "P003", Grant.suspended_at.is_not(None))).all()
+        assert {g.role for g in suspended} == {"sales_manager", "dept_manager"}
+        assert all("moved from hq/sales/east/ to hq/sales/south/" in (g.suspend_reason or "") for g in suspended)
+        assert s.get(Person, "P003").department_id == "D-SOUTH"
+        kept = s.scalars(select(Grant).where(Grant.person_id == "P003", Grant.role == "employee")).one()
+        assert kept.suspended_at is None
+
+
+def test_a_conflict_is_recorded_with_both_values_and_the_master_wins(api: TestClient) -> None:
+    assert push(api, "hr", hr_snapshot("v1")).json()["status"] == "applied"
+    crm = {"departments": [{"key": "3", "name": "华东大区"}, {"key": "4", "name": "华南大区"}],
+           "accounts": [{"key": "zhangwei01", "name": "张伟", "employee_no": "EP001", "department_keys": ["4"]},
+                        {"key": "ghost01", "name": "无名", "employee_no": "E999"},
+                        *({"key": k, "name": n} for k, n in (("wangfang01", "王芳"), ("lina01", "李娜"),
+                                                             ("liuyang01", "刘洋"), ("yanglei01", "杨磊"),
+                                                             ("test01", "测试"))),
+                        ],
+           "roles": [{"key": "r1", "name": "销售代表"}, {"key": "r9", "name": "神秘角色"}],
+           "assignments": [{"account_key": "zhangwei01", "role_key": "r1"},
+                           {"account_key": "zhangwei01", "role_key": "r9"}],
+           "complete": ["accounts", "roles", "assignments"]}
+    out = push(api, "crm", crm).json()
+    assert out["status"] == "applied", out
+    # P001's department differs; P006 left (the master says so) but the CRM still has him active.
+    assert out["counts"]["conflicted"] == 2, api.get("/v1/sync/conflicts", headers=auth()).json()
+    leaver = api.get("/v1/sync/conflicts", params={"person_id": "P006"}, headers=auth()).json()
+    assert [(c["attribute"], c["master"]["value"], c["other"]["value"]) for c in leaver] == [
+        ("status", "left", "active")]
+    assert out["counts"]["orphans"] >= 1 and out["counts"]["failed"] == 1
+    conflicts = api.get("/v1/sync/conflicts", params={"person_id": "P001"}, headers=auth()).json()
+    assert conflicts == [c for c in conflicts if c["attribute"] == "department"] and len(conflicts) == 1
+    assert conflicts[0]["master"] == {"source": "hr", "value": "D-EAST"}
+    assert conflicts[0]["other"] == {"source": "crm", "value": "D-SOUTH"}
+    with db(api)() as s:
+        assert s.get(Person, "P001").department_id == "D-EAST"  # not overwritten
+        ghost = s.scalars(select(Account).where(Account.local_id == "ghost01")).one()
+        assert ghost.person_id is None  # an orphan
+    errors = api.get(f"/v1/sync/runs/{out['id']}", headers=auth()).json()["errors"]
+    assert any("神秘角色 has no mapping" in e["message"] for e in errors)
+    # The CRM moves him back: the conflict closes.
+    crm["accounts"][0]["department_keys"] = ["3"]
+    push(api, "crm", crm)
+    assert api.get("/v1/sync/conflicts", params={"person_id": "P001"}, headers=auth()).json() == []
+
+
+def test_a_snapshot_that_would_disable_too_many_is_held_until_confirmed(api: TestClient) -> None:
+    assert push(api, "hr", hr_snapshot("v1")).json()["status"] == "applied"
+    before = directory_digest(api)
+    held = push(api, "hr", hr_snapshot("v2", drop=("P001", "P002", "P003"))).json()
+    assert held["status"] == "held" and held["counts"] == {"would_disable": 3, "active": 6}
+    assert directory_digest(api) == before
+    assert decide(api, "P001", "read", "crm.customer", "CUS-1")
+    confirmed = api.post(f"/v1/sync/runs/{held['id']}/confirm", json={"apply": True, "reason": "重组确认"},
+                         headers=auth()).json()
+    assert confirmed["status"] == "applied" and confirmed["trigger"] == "confirm"
+    assert not decide(api, "P001", "read", "crm.customer", "CUS-1")  # disabled in the master: a leaver
+    assert api.post(f"/v1/sync/runs/{held['id']}/confirm", json={"apply": True, "reason": "again"},
+                    headers=auth()).status_code == 409
+
+
+@pytest.mark.parametrize(("body", "status", "code", "needle"), [
+    ({"accounts": [{"key": "a", "name": 5}]}, 400, "invalid_request", "name"),
+    ({"accounts": [{"name": "无键"}]}, 400, "invalid_request", "key"),
+    ({"accounts": [{"key": "a", "name": "甲"}, {"key": "a", "name": "乙"}]}, 422, "invalid_snapshot", "appears twice"),
+    ({"departments": [{"key": "9", "name": "孤儿部门", "parent_key": "404"}]}, 422, "invalid_snapshot", "parent"),
+    ({"departments": [{"key": "x", "name": "甲", "parent_key": "y"}, {"key": "y", "name": "乙", "parent_key": "x"}]},
+     422, "invalid_snapshot", "loops"),
+    ({"accounts": [{"key": "a", "name": "甲\u0000"}]}, 400, None, ""),
+    ({"accounts": [{"key": "a", "name": "甲"}], "assignments": [{"account_key": "zzz", "role_key": "r"}]},
+     422, "invalid_snapshot", "not in the snapshot"),
+    ({"accounts": [{"key": "a", "name": "甲", "status": "gone"}]}, 400, "invalid_request", "status"),
+    ({"acounts": []}, 400, "invalid_request", "acounts"),
+])
+def test_a_bad_snapshot_is_refused_whole_and_changes_nothing(api: TestClient, body: dict[str, Any], status: int,
+                                                             code: str | None, needle: str) -> None:
+    assert push(api, "hr", hr_snapshot("v1")).json()["status"] == "applied"
+    before = directory_digest(api)
+    out = push(api, "hr", body)
+    assert out.status_code == status, out.text
+    if code:
+        assert out.json()["error"]["code"] == code and needle in out.text
+    assert directory_digest(api) == before
+
+
+def test_an_unknown_source_and_a_version_reused_with_other_content_are_refused(api: TestClient) -> None:
+    assert push(api, "nosuch", hr_snapshot("v1")).status_code == 404
+    assert push(api, "hr", hr_snapshot("v1")).json()["status"] == "applied"
+    reused = push(api, "hr", hr_snapshot("v1", {"P001": {"name": "张伟伟"}}))
+    assert reused.status_code == 409
+
+
+def test_an_admin_breaks_and_confirms_links_and_later_syncs_keep_them(api: TestClient) -> None:
+    push(api, "hr", hr_snapshot("v1"))
+    broken = api.put("/v1/sync/accounts/hr/hr-P004/link", json={"person_id": None, "reason": "工号录错"},
+                     headers=auth())
+    assert broken.status_code == 200 and broken.json()["link"]["state"] == "broken"
+    push(api, "hr", hr_snapshot("v2", {"P004": {"name": "刘洋 "}}))
+    with db(api)() as s:
+        assert s.scalars(select(Account.person_id).where(Account.local_id == "hr-P004")).one() is None
+    confirmed = api.put("/v1/sync/accounts/crm/test01/link", json={"person_id": "P007", "reason": "核实为赵敏"},
+                        headers=auth()).json()
+    assert confirmed["person_id"] == "P007" and confirmed["link"]["state"] == "confirmed"
+    assert api.put("/v1/sync/accounts/crm/nope/link", json={"person_id": "P007", "reason": "x"},
+                   headers=auth()).status_code == 404
