@@ -95,22 +95,29 @@ def _has_lone_surrogate(body: bytes) -> bool:
 
 
 class BodyGuard:
-    """ASGI middleware: buffer the body, check it, replay it to the app."""
+    """ASGI middleware: buffer the body, check it, replay it to the app.
 
-    def __init__(self, app: Any) -> None:
+    Bodies are limited to ``MAX_BODY_BYTES``; paths starting with one of ``large_paths`` (a system's
+    whole snapshot) to ``large_bytes``.
+    """
+
+    def __init__(self, app: Any, large_paths: tuple[str, ...] = (), large_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.large_paths = large_paths
+        self.large_bytes = large_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         chunks, size = [], 0
+        limit = self.large_bytes if self.large_paths and scope["path"].startswith(self.large_paths) else MAX_BODY_BYTES
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                await _refuse(send, 413, "too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            if size > limit:
+                await _refuse(send, 413, "too_large", f"request bodies here are limited to {limit} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body"):

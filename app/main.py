@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "API 1.0, field visibility, list filters, explanations and effective permissions.",
     )
     app.state.services = services
-    app.add_middleware(BodyGuard)
+    app.add_middleware(BodyGuard, large_paths=("/v1/sync/sources/",), large_bytes=settings.sync.max_body_mb << 20)
     install_error_handlers(app)
     _include_routers(app)
     _document_bodies(app)

@@ -217,3 +217,23 @@ def test_an_admin_breaks_and_confirms_links_and_later_syncs_keep_them(api: TestC
     assert confirmed["person_id"] == "P007" and confirmed["link"]["state"] == "confirmed"
     assert api.put("/v1/sync/accounts/crm/nope/link", json={"person_id": "P007", "reason": "x"},
                    headers=auth()).status_code == 404
+
+
+def test_a_fifty_thousand_row_snapshot_applies_and_an_oversized_body_is_413(
+        app_factory: Callable[..., TestClient], sqlite_url: str, tmp_path: Path) -> None:
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(SOURCES, encoding="utf-8")
+    api = app_factory(sqlite_url, sync=SyncSettings(sources_file=sources, max_body_mb=16))
+    accounts = [{"key": f"u{i:05d}", "name": f"员工{i}", "employee_no": f"N{i:05d}", "department_keys": ["3"]}
+                for i in range(50_000)]
+    body = {"version": "big", "departments": HR_DEPTS, "accounts": accounts, "complete": ["departments", "accounts"]}
+    out = push(api, "hr", body)
+    assert out.status_code == 200 and out.json()["status"] == "applied", out.text[:500]
+    assert out.json()["counts"]["people_created"] == 50_000
+    with db(api)() as s:
+        assert s.scalar(select(func.count()).select_from(Person).where(Person.id.like("hr-%"))) == 50_000
+    before = directory_digest(api)
+    huge = body | {"version": "huge", "accounts": accounts * 4}  # ~17 MB: over this service's 16 MiB limit
+    refused = push(api, "hr", huge)
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_large"
+    assert directory_digest(api) == before

@@ -222,6 +222,7 @@ class Applier:
                 value = getattr(p, attr)
                 if value:
                     index[attr].setdefault(value.lower() if attr == "email" else value, []).append(p)
+        joiners: list[tuple[Account, Person]] = []
         for row in accounts.values():
             if row.person_id is not None or row.link_state == "broken":
                 continue
@@ -242,12 +243,18 @@ class Applier:
             else:
                 if self.master_of("people") and row.status == "active":
                     person = self._create_person(row)
+                    joiners.append((row, person))
                     for attr in index:
                         value = getattr(person, attr)
                         if value:
                             index[attr].setdefault(value.lower() if attr == "email" else value, []).append(person)
                 else:
                     self.out.counts["orphans"] += 1
+        if joiners:
+            self.s.flush()  # the new people exist before any account points at them
+            for row, person in joiners:
+                row.person_id, row.link_method, row.link_state = person.id, "created", "auto"
+                row.link_evidence = {"created_from": self.source.name, "run": self.run_id}
 
     def _create_person(self, row: Account) -> Person:
         pid = f"{self.source.name}-{_slug(row.local_id)}"[:64]
@@ -255,9 +262,6 @@ class Applier:
                         employee_no=row.employee_no, mobile=row.mobile, email=row.email,
                         department_id=row.department_id, position=row.position)
         self.s.add(person)
-        self.s.flush()
-        row.person_id, row.link_method, row.link_state = pid, "created", "auto"
-        row.link_evidence = {"created_from": self.source.name, "run": self.run_id}
         self.out.counts["people_created"] += 1
         self.out.directory_changed = True
         return person
