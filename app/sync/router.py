@@ -46,7 +46,8 @@ def sources(caller: DirectoryCaller, request: Request) -> dict[str, Any]:
 
 
 @router.get("/runs", summary="Sync runs, newest first")
-def runs(caller: DirectoryCaller, request: Request, source: str | None = None, limit: Limit = 50) -> list[dict[str, Any]]:
+def runs(caller: DirectoryCaller, request: Request, source: str | None = None,
+         limit: Limit = 50) -> list[dict[str, Any]]:
     """Status and counts (created, updated, disabled, conflicted, failed, ...) of each run."""
     return _sync(request).list_runs(source, limit)  # type: ignore[no-any-return]
 
