@@ -98,10 +98,12 @@ def build_services(settings: Settings) -> Services:
 def build_sync(settings: Settings, factory: sessionmaker[Session], holder: StateHolder, policy: PolicyService) -> Any:
     """The sync service, with the sources of ``policies/sync/sources.yaml``."""
     from app.sync.config import load_sync_config
+    from app.sync.pullers import build_pullers
     from app.sync.service import SyncService
 
     config = load_sync_config(settings.sync.sources_file or settings.policies_dir / "sync" / "sources.yaml")
-    return SyncService(factory=factory, holder=holder, policy=policy, config=config, max_rows=settings.sync.max_rows)
+    return SyncService(factory=factory, holder=holder, policy=policy, config=config, max_rows=settings.sync.max_rows,
+                       pullers=build_pullers(config, settings.policies_dir / "sync"))
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

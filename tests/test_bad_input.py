@@ -76,7 +76,7 @@ def fresh_api(app_factory: Callable[..., TestClient], sqlite_url: str) -> TestCl
 
 
 @pytest.fixture
-def postgres_api(app_factory: Callable[..., TestClient], postgres_url: str) -> Iterator[TestClient]:
+def postgres_api(postgres_url: str, app_factory: Callable[..., TestClient]) -> Iterator[TestClient]:
     """An app of the test's own on PostgreSQL; its pooled connections are closed afterwards."""
     started = app_factory(postgres_url, decision_log=FAST_SHUTDOWN)
     yield TestClient(started.app, raise_server_exceptions=False)

@@ -55,7 +55,8 @@ def hr_snapshot(version: str, changes: dict[str, dict[str, Any]] | None = None, 
 
 
 @pytest.fixture
-def api(app_factory: Callable[..., TestClient], db_url: str, tmp_path: Path) -> TestClient:
+def api(db_url: str, app_factory: Callable[..., TestClient], tmp_path: Path) -> TestClient:
+    # db_url first: torn down last, after the app has flushed its decision log into it
     sources = tmp_path / "sources.yaml"
     sources.write_text(SOURCES, encoding="utf-8")
     return app_factory(db_url, sync=SyncSettings(sources_file=sources))
@@ -237,3 +238,21 @@ def test_a_fifty_thousand_row_snapshot_applies_and_an_oversized_body_is_413(
     refused = push(api, "hr", huge)
     assert refused.status_code == 413 and refused.json()["error"]["code"] == "too_large"
     assert directory_digest(api) == before
+
+
+def test_a_source_is_pulled_through_its_connector_on_demand(
+        app_factory: Callable[..., TestClient], sqlite_url: str, tmp_path: Path) -> None:
+    """The CSV export of a system with no API (tests/fixtures/sync/file/csv), pulled by the file connector."""
+    fixtures = Path(__file__).parent / "fixtures" / "sync" / "file" / "csv"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(SOURCES.replace("hr:  {connector: file, kind: directory}",
+                                       f"hr:  {{connector: file, kind: directory, path: '{fixtures}'}}"),
+                       encoding="utf-8")
+    api = app_factory(sqlite_url, sync=SyncSettings(sources_file=sources))
+    run = api.post("/v1/sync/sources/hr/runs", headers=auth())
+    assert run.status_code == 200, run.text
+    assert run.json()["status"] == "applied" and run.json()["trigger"] == "manual"
+    assert run.json()["counts"]["created"] >= 2
+    assert api.get("/v1/sync/runs", params={"source": "hr"}, headers=auth()).json()[0]["id"] == run.json()["id"]
+    no_puller = api.post("/v1/sync/sources/crm/runs", headers=auth())
+    assert no_puller.status_code == 400 and "push a snapshot" in no_puller.json()["error"]["message"]
