@@ -256,3 +256,23 @@ def test_a_source_is_pulled_through_its_connector_on_demand(
     assert api.get("/v1/sync/runs", params={"source": "hr"}, headers=auth()).json()[0]["id"] == run.json()["id"]
     no_puller = api.post("/v1/sync/sources/crm/runs", headers=auth())
     assert no_puller.status_code == 400 and "push a snapshot" in no_puller.json()["error"]["message"]
+
+
+def test_a_partial_snapshot_replaces_only_the_members_of_its_roles(api: TestClient) -> None:
+    push(api, "hr", hr_snapshot("v1"))
+    accounts = [{"key": "liuyang01", "name": "刘洋", "employee_no": "EP004"},
+                {"key": "lina01", "name": "李娜", "employee_no": "EP003"}]
+    roles = [{"key": "r1", "name": "销售代表"}, {"key": "r2", "name": "大客户经理"}]
+    full = {"accounts": accounts, "roles": roles, "complete": ["roles", "assignments"],
+            "assignments": [{"account_key": "liuyang01", "role_key": "r1"}, {"account_key": "lina01", "role_key": "r2"}]}
+    first = push(api, "crm", full).json()
+    assert first["counts"].get("grants_created") == 2, first
+    # One role's member list (a SCIM group PATCH, say): r1 now has lina01 only; r2 is not spoken of.
+    partial = {"accounts": [], "roles": [roles[0]], "complete": ["assignments:r1"],
+               "assignments": [{"account_key": "lina01", "role_key": "r1"}]}
+    out = push(api, "crm", partial).json()
+    assert (out["counts"]["grants_created"], out["counts"]["grants_revoked"]) == (1, 1), out
+    with db(api)() as s:
+        held = {(g.person_id, g.source_role) for g in s.scalars(select(Grant).where(
+            Grant.source_system == "crm", Grant.revoked_at.is_(None)))}
+    assert held == {("P003", "销售代表"), ("P003", "大客户经理")}

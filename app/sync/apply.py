@@ -83,7 +83,7 @@ class Applier:
         self.s.flush()
         self._people(accounts)
         self.s.flush()
-        if snap.roles or snap.assignments or "assignments" in snap.complete:
+        if snap.roles or snap.assignments or _complete_roles(snap) is not None:
             self._assignments(snap, accounts, depts)
         if self.out.directory_changed:
             self.s.add(Change(actor=self.actor, kind="sync.apply", target=f"sync_run:{self.run_id}",
@@ -369,6 +369,9 @@ class Applier:
 
     def _assignments(self, snap: Snapshot, accounts: dict[str, Account], depts: dict[str, str]) -> None:
         role_names = {r.key: r.name for r in snap.roles}
+        ids = {row.person_id for row in accounts.values() if row.person_id}
+        homes: dict[str, str | None] = {pid: did for pid, did in self.s.execute(  # noqa: C416 (typed rows)
+            select(Person.id, Person.department_id).where(Person.id.in_(ids))).all()} if ids else {}
         desired: dict[tuple[str, str, str | None, bool, str], str] = {}
         for asg in snap.assignments:
             row = accounts.get(asg.account_key)
@@ -383,7 +386,8 @@ class Applier:
                                         f"source role {source_role} has no mapping in roles.yaml"))
                 self.out.counts["failed"] += 1
                 continue
-            for dept, subtree in self._scopes(asg.scope_type or mapping.scope, asg.scope_keys, row, depts):
+            home = homes.get(row.person_id) or row.department_id
+            for dept, subtree in self._scopes(asg.scope_type or mapping.scope, asg.scope_keys, row, home, depts):
                 desired[(row.person_id, mapping.role, dept, subtree, source_role)] = asg.account_key
         existing: dict[tuple[str, str, str | None, bool, str], Grant] = {}
         for g in self.s.scalars(select(Grant).where(Grant.source_system == self.source.name,
@@ -399,28 +403,42 @@ class Applier:
             self.s.add(Change(actor=self.actor, kind="grant.create", target=f"grant:{g.id}", reason=g.reason,
                               details={"person_id": person_id, "role": role, "sync_run": self.run_id}))
             self.out.counts["grants_created"] += 1
-        if "assignments" in snap.complete:
+        complete = _complete_roles(snap)
+        if complete is not None:
+            names = None if complete == "all" else {role_names.get(k, k) for k in complete}
             for key in existing.keys() - desired.keys():
                 g = existing[key]
+                if names is not None and (g.source_role or "") not in names:
+                    continue  # a partial snapshot speaks only of its own roles
                 g.revoked_at, g.revoked_by = self.now, self.actor
                 g.revoke_reason = f"no longer assigned {g.source_role} in {self.source.name}"
                 self.s.add(Change(actor=self.actor, kind="grant.revoke", target=f"grant:{g.id}",
                                   reason=g.revoke_reason, details={"person_id": g.person_id, "role": g.role}))
                 self.out.counts["grants_revoked"] += 1
 
-    def _scopes(self, scope: str, keys: Iterable[str], row: Account,
+    def _scopes(self, scope: str, keys: Iterable[str], row: Account, home: str | None,
                 depts: dict[str, str]) -> list[tuple[str | None, bool]]:
+        """Where a mapped role is held: the company, the stated departments, or the person's home
+        department (the directory's, which the master source keeps; the account's if it has none)."""
         if scope == "company":
             return [(None, False)]
         subtree = scope == "subtree"
         named = [depts[k] for k in keys if k in depts]
         if scope == "listed" or keys:
             return [(d, subtree) for d in named]
-        home = row.department_id
         if home is None:
             self.out.errors.append(("assignment", row.local_id, f"{scope} scope but the account has no department"))
             return []
         return [(home, subtree)]
+
+
+def _complete_roles(snap: Snapshot) -> str | set[str] | None:
+    """"all" when the assignments are a complete list, the role keys whose assignments are complete
+    (``assignments:<role key>`` entries of a partial snapshot, e.g. one SCIM group), or None."""
+    if "assignments" in snap.complete:
+        return "all"
+    keys = {part.split(":", 1)[1] for part in snap.complete if part.startswith("assignments:")}
+    return keys or None
 
 
 def _covers(scope: str, subtree: bool, path: str) -> bool:

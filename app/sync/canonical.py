@@ -79,4 +79,6 @@ class Snapshot:
     version: str | None = None  # the pusher's own version label; the same version twice is a no-op
     complete: frozenset[str] = frozenset({"departments", "accounts", "roles", "assignments"})
     # Which parts are complete lists.  An org directory that knows nothing of roles sends
-    # complete={"departments", "accounts"}: its silence about roles removes nothing.
+    # complete={"departments", "accounts"}: its silence about roles removes nothing.  A partial
+    # snapshot may say "assignments:<role key>": the members of that role are complete (one SCIM
+    # group, one CRM role's member list), other roles' assignments are untouched.

@@ -11,7 +11,7 @@ from app.sync.canonical import Snapshot, SourceAccount, SourceAssignment, Source
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=200)]
-Part = Literal["departments", "accounts", "roles", "assignments"]
+Part = Annotated[str, StringConstraints(pattern=r"^(departments|accounts|roles|assignments)$|^assignments:.{1,200}$")]
 
 
 class DepartmentIn(BaseModel):
