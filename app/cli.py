@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -161,6 +162,71 @@ def policy_versions() -> None:
     with services.factory() as session:
         for v in services.policy.list_versions(session):
             click.echo(f"{v.id}\t{v.created_at:%Y-%m-%d %H:%M}\t{v.created_by}\t{v.digest[:12]}\t{v.reason}")
+
+
+@main.group()
+def sync() -> None:
+    """Identity sync: pull a source, push a snapshot file, list runs."""
+
+
+def _sync_services() -> Any:
+    services = _prepare(_settings(), import_if_empty=True)
+    services.policy.reload()
+    return services
+
+
+def _echo_run(run: dict[str, object]) -> None:
+    click.echo(json.dumps(run, ensure_ascii=False, indent=2, default=str))
+    if run.get("status") in ("failed", "rejected"):
+        sys.exit(1)
+    if run.get("status") == "held":
+        sys.exit(3)
+
+
+@sync.command("run")
+@click.argument("source")
+def sync_run(source: str) -> None:
+    """Pull SOURCE now through its connector and apply it (exit 1 failed/rejected, 3 held)."""
+    from app.errors import AccessGovError
+
+    services = _sync_services()
+    try:
+        _echo_run(services.sync.run(source, trigger="cli", actor="cli"))
+    except AccessGovError as exc:
+        raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from exc
+
+
+@sync.command("push")
+@click.argument("source")
+@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--confirm", is_flag=True, help="Apply even past the source's disable threshold.")
+def sync_push(source: str, snapshot: Path, confirm: bool) -> None:
+    """Apply a snapshot file (the JSON body of PUT /v1/sync/sources/SOURCE/snapshot) for SOURCE."""
+    from pydantic import ValidationError
+
+    from app.errors import AccessGovError
+    from app.sync.schemas import SnapshotIn
+
+    try:
+        body = SnapshotIn.model_validate_json(snapshot.read_bytes())
+    except ValidationError as exc:
+        raise click.ClickException(f"{snapshot}: not a valid snapshot: {exc}") from exc
+    services = _sync_services()
+    try:
+        _echo_run(services.sync.push(body.to_snapshot(source), actor="cli", confirm=confirm))
+    except AccessGovError as exc:
+        raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from exc
+
+
+@sync.command("runs")
+@click.option("--source", default=None)
+@click.option("--limit", default=20, show_default=True, type=int)
+def sync_runs(source: str | None, limit: int) -> None:
+    """The newest runs: id, source, trigger, status, counts."""
+    services = _prepare(_settings(), import_if_empty=False)
+    for r in services.sync.list_runs(source, limit):
+        click.echo(f"{r['id']}\t{r['started_at'][:19]}\t{r['source']}\t{r['trigger']}\t{r['status']}\t"
+                   f"{json.dumps(r['counts'], ensure_ascii=False)}")
 
 
 def _prepare(settings: Settings, *, import_if_empty: bool):  # type: ignore[no-untyped-def]

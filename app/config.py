@@ -52,6 +52,7 @@ class SyncSettings(BaseModel):
         None, description="Sources and attribute masters; default <policies_dir>/sync/sources.yaml.")
     max_rows: Annotated[int, Field(ge=1, le=5_000_000)] = Field(
         200_000, description="Most rows (departments + accounts + roles + assignments) in one snapshot.")
+    schedule: bool = Field(True, description="Pull sources on their intervals in this process.")
     max_body_mb: Annotated[int, Field(ge=1, le=2048)] = Field(
         256, description="Largest snapshot push body, in MiB (other requests keep the 5 MiB limit).")
 

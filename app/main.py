@@ -106,6 +106,17 @@ def build_sync(settings: Settings, factory: sessionmaker[Session], holder: State
                        pullers=build_pullers(config, settings.policies_dir / "sync"))
 
 
+def _sync_scheduler(services: Services) -> Any:
+    """Start the scheduled pulls of this process (None when off or nothing to pull)."""
+    from app.sync.scheduler import SyncScheduler
+
+    if services.sync is None or not services.settings.sync.schedule:
+        return None
+    scheduler = SyncScheduler(services.sync)
+    scheduler.start()
+    return scheduler
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """The FastAPI application."""
     settings = settings or Settings()
@@ -119,7 +130,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except InvalidPolicy as exc:
             log.error("policy not loaded, decisions are refused: %s", exc.message)
         services.refresher.start()
+        scheduler = _sync_scheduler(services)
         yield
+        if scheduler is not None:
+            scheduler.stop()
         services.refresher.stop()
         services.recorder.stop()
         services.factory.kw["bind"].dispose()

@@ -264,7 +264,8 @@ def test_a_partial_snapshot_replaces_only_the_members_of_its_roles(api: TestClie
                 {"key": "lina01", "name": "李娜", "employee_no": "EP003"}]
     roles = [{"key": "r1", "name": "销售代表"}, {"key": "r2", "name": "大客户经理"}]
     full = {"accounts": accounts, "roles": roles, "complete": ["roles", "assignments"],
-            "assignments": [{"account_key": "liuyang01", "role_key": "r1"}, {"account_key": "lina01", "role_key": "r2"}]}
+            "assignments": [{"account_key": "liuyang01", "role_key": "r1"},
+                            {"account_key": "lina01", "role_key": "r2"}]}
     first = push(api, "crm", full).json()
     assert first["counts"].get("grants_created") == 2, first
     # One role's member list (a SCIM group PATCH, say): r1 now has lina01 only; r2 is not spoken of.
@@ -276,3 +277,61 @@ def test_a_partial_snapshot_replaces_only_the_members_of_its_roles(api: TestClie
         held = {(g.person_id, g.source_role) for g in s.scalars(select(Grant).where(
             Grant.source_system == "crm", Grant.revoked_at.is_(None)))}
     assert held == {("P003", "销售代表"), ("P003", "大客户经理")}
+
+
+def test_the_command_line_pulls_and_pushes_and_lists_runs(tmp_path: Path) -> None:
+    """`accessgov sync run / push / runs` against a SQLite file, with the CSV fixture as the pulled source."""
+    import json
+
+    from click.testing import CliRunner
+
+    from app.cli import main
+    from tests.conftest import ROOT
+
+    fixtures = Path(__file__).parent / "fixtures" / "sync" / "file" / "csv"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(SOURCES.replace("hr:  {connector: file, kind: directory}",
+                                       f"hr:  {{connector: file, kind: directory, path: '{fixtures}'}}"),
+                       encoding="utf-8")
+    env = {"ACCESSGOV_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "ACCESSGOV_POLICIES_DIR": str(ROOT / "policies"),
+           "ACCESSGOV_SYNC__SOURCES_FILE": str(sources)}
+    runner = CliRunner()
+    pulled = runner.invoke(main, ["sync", "run", "hr"], env=env, catch_exceptions=False)
+    assert pulled.exit_code == 0, pulled.output
+    assert json.loads(pulled.output)["status"] == "applied"
+    snapshot = tmp_path / "crm.json"
+    snapshot.write_text(json.dumps({"version": "1", "accounts": [{"key": "a1", "name": "甲"}],
+                                    "complete": ["accounts"]}, ensure_ascii=False), encoding="utf-8")
+    pushed = runner.invoke(main, ["sync", "push", "crm", str(snapshot)], env=env, catch_exceptions=False)
+    assert pushed.exit_code == 0 and json.loads(pushed.output)["counts"]["created"] == 1, pushed.output
+    snapshot.write_text('{"accounts": [{"key": "a1"}]}', encoding="utf-8")
+    bad = runner.invoke(main, ["sync", "push", "crm", str(snapshot)], env=env)
+    assert bad.exit_code == 1 and "not a valid snapshot" in bad.output
+    listed = runner.invoke(main, ["sync", "runs"], env=env, catch_exceptions=False).output.splitlines()
+    assert [line.split("\t")[2:5] for line in listed] == [["crm", "push", "applied"], ["hr", "cli", "applied"]]
+    unknown = runner.invoke(main, ["sync", "run", "nosuch"], env=env)
+    assert unknown.exit_code == 1 and "no sync source" in unknown.output
+
+
+def test_scheduled_ticks_in_two_processes_run_a_source_once(
+        app_factory: Callable[..., TestClient], sqlite_url: str, tmp_path: Path) -> None:
+    """Two schedulers (two processes' worth of services on one database) tick at the same time."""
+    from app.main import build_sync
+    from app.sync.scheduler import SyncScheduler
+
+    fixtures = Path(__file__).parent / "fixtures" / "sync" / "file" / "csv"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(SOURCES.replace("hr:  {connector: file, kind: directory}",
+                                       f"hr:  {{connector: file, kind: directory, path: '{fixtures}', "
+                                       "interval_minutes: 60}"), encoding="utf-8")
+    api = app_factory(sqlite_url, sync=SyncSettings(sources_file=sources, schedule=False))
+    services = api.app.state.services
+    other = build_sync(services.settings, services.factory, services.holder, services.policy)
+    first, second = SyncScheduler(services.sync), SyncScheduler(other)
+    assert first.jobs() == {"hr": 60}
+    assert first.tick("hr")["status"] == "applied"
+    assert second.tick("hr") is None  # ran less than an interval ago, in another process
+    runs = api.get("/v1/sync/runs", params={"source": "hr"}, headers=auth()).json()
+    assert [(r["trigger"], r["status"]) for r in runs] == [("schedule", "applied")]
+    with other._lease("hr"):  # a run in progress elsewhere: the tick is skipped, not queued
+        assert first.tick("hr") is None

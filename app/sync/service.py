@@ -69,12 +69,34 @@ class SyncService:
             raise InvalidRequest(f"source {source} has no pull connector configured here; push a snapshot instead")
         with self._lease(source):
             run_id = self._start(source, trigger, actor, None)
-            try:
-                snap = puller()
-            except Exception as exc:  # the source failed: nothing changes, the run says why
-                log.warning("sync pull of %s failed: %s", source, exc)
-                return self._finish(run_id, "failed", message=f"pull failed: {exc}")
+            return self._pull_and_apply(run_id, source, puller)
+
+    def _pull_and_apply(self, run_id: int, source: str, puller: Callable[[], Snapshot]) -> dict[str, Any]:
+        try:
+            snap = puller()
+        except Exception as exc:  # the source failed: nothing changes, the run says why
+            log.warning("sync pull of %s failed: %s", source, exc)
+            return self._finish(run_id, "failed", message=f"pull failed: {exc}")
+        try:
             return self._apply(run_id, snap, confirm=False)
+        except InvalidSnapshot:
+            return self.get_run(run_id)  # rejected: the run says why
+
+    def run_if_due(self, source: str, *, actor: str) -> dict[str, Any] | None:
+        """A scheduled run: skipped (None) when any process started one less than the interval ago."""
+        config = self.config.source(source)
+        puller = self.pullers.get(source)
+        if puller is None or config.interval_minutes <= 0:
+            return None
+        with self._lease(source):
+            due = datetime.now(UTC) - timedelta(minutes=config.interval_minutes) + timedelta(seconds=30)
+            with self._factory() as session:
+                recent = session.scalar(select(func.count()).select_from(SyncRun).where(
+                    SyncRun.source == source, SyncRun.started_at > due))
+            if recent:
+                return None
+            run_id = self._start(source, "schedule", actor, None)
+            return self._pull_and_apply(run_id, source, puller)
 
     def push(self, snap: Snapshot, *, actor: str, confirm: bool = False) -> dict[str, Any]:
         """Apply a snapshot a system pushed (idempotent on its version label and content)."""
