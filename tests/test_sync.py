@@ -335,3 +335,28 @@ def test_scheduled_ticks_in_two_processes_run_a_source_once(
     assert [(r["trigger"], r["status"]) for r in runs] == [("schedule", "applied")]
     with other._lease("hr"):  # a run in progress elsewhere: the tick is skipped, not queued
         assert first.tick("hr") is None
+
+
+def test_people_changes_reach_this_and_other_processes_without_a_rebuild(api: TestClient) -> None:
+    from app.authz.directory import StateHolder
+    from app.metrics import Metrics
+    from app.policy.refresher import StateRefresher
+    from app.policy.service import PolicyService
+    from tests.conftest import ROOT
+
+    push(api, "hr", hr_snapshot("v1"))
+    services = api.app.state.services
+    other_holder = StateHolder()
+    other = PolicyService(factory=services.factory, holder=other_holder, policies_dir=ROOT / "policies",
+                          metrics=Metrics())
+    other.reload()
+    refresher = StateRefresher(factory=services.factory, holder=other_holder, policy=other, interval=60)
+    engine, other_engine = services.holder.current.engine, other_holder.current.engine
+    out = push(api, "hr", hr_snapshot("v2", {"P004": {"status": "left"}})).json()
+    assert out["counts"]["leavers"] == 1
+    assert services.holder.current.engine is engine  # the directory was patched, not rebuilt
+    assert services.holder.current.directory.people["P004"].status == "left"
+    assert refresher.check_once() is True
+    assert other_holder.current.engine is other_engine
+    assert other_holder.current.directory.people["P004"].status == "left"
+    assert not decide(api, "P004", "read", "crm.customer", "CUS-3")

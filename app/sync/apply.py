@@ -37,6 +37,7 @@ from app.sync.models import SyncConflict
 
 PERSON_ATTRIBUTES = ("name", "status", "department", "manager", "position", "mobile", "email", "employee_no")
 _SLUG = re.compile(r"[^a-z0-9_-]+")
+INCREMENTAL_LIMIT = 20_000  # more changed people and accounts than this: other processes reload in full
 
 
 @dataclass
@@ -46,6 +47,9 @@ class Outcome:
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str, str]] = field(default_factory=list)
     directory_changed: bool = False
+    people: set[str] = field(default_factory=set)  # person ids whose directory view changed
+    accounts: set[tuple[str, str]] = field(default_factory=set)  # (system, local id) likewise
+    departments_changed: bool = False  # the tree or a source's department ids: a full reload
     would_disable: int = 0
     active_before: int = 0
 
@@ -87,8 +91,15 @@ class Applier:
             self._assignments(snap, accounts, depts)
         if self.out.directory_changed:
             self.s.add(Change(actor=self.actor, kind="sync.apply", target=f"sync_run:{self.run_id}",
-                              reason=f"sync of {self.source.name}", details=dict(self.out.counts)))
+                              reason=f"sync of {self.source.name}", details=self._change_details()))
         return self.out
+
+    def _change_details(self) -> dict[str, Any]:
+        """What other processes need to patch their directory view (or to reload it in full)."""
+        out: dict[str, Any] = {"counts": dict(self.out.counts)}
+        if self.out.departments_changed or len(self.out.people) + len(self.out.accounts) > INCREMENTAL_LIMIT:
+            return out | {"full": True}
+        return out | {"people": sorted(self.out.people), "accounts": sorted(list(a) for a in self.out.accounts)}
 
     # -- departments ---------------------------------------------------------------------------
 
@@ -118,6 +129,7 @@ class Applier:
             links[d.key] = found
             self.s.add(DepartmentSourceId(department_id=found, system=snap.source, source_id=d.key))
             self.out.counts["departments_linked"] += 1
+            self.out.departments_changed = self.out.directory_changed = True
         return links
 
     @staticmethod
@@ -149,6 +161,7 @@ class Applier:
         ours[did] = row
         self.out.counts["departments_created"] += 1
         self.out.directory_changed = True
+        self.out.departments_changed = True
         return did
 
     def _update_department(self, row: Department, d: SourceDepartment, links: dict[str, str],
@@ -157,6 +170,7 @@ class Applier:
             row.name = d.name
             self.out.counts["departments_updated"] += 1
             self.out.directory_changed = True
+            self.out.departments_changed = True
         parent_id = links.get(d.parent_key) if d.parent_key else None
         if d.parent_key and parent_id and parent_id != row.parent_id and parent_id in ours:
             old = row.path
@@ -167,6 +181,7 @@ class Applier:
                     other.path = new + other.path[len(old):]
             self.out.counts["departments_moved"] += 1
             self.out.directory_changed = True
+            self.out.departments_changed = True
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -183,6 +198,7 @@ class Applier:
                 self.s.add(row)
                 self.out.counts["created"] += 1
                 self.out.directory_changed = True
+                self.out.accounts.add((snap.source, a.key))
                 continue
             changed = {k for k, v in values.items() if getattr(row, k) != v and k != "attributes"}
             if row.attributes != values["attributes"]:
@@ -192,12 +208,14 @@ class Applier:
                     setattr(row, k, values[k])
                 self.out.counts["disabled" if "status" in changed and a.status != "active" else "updated"] += 1
                 self.out.directory_changed = True
+                self.out.accounts.add((snap.source, a.key))
         if "accounts" in snap.complete:
             for key, row in existing.items():
                 if key not in seen and row.status != "left":
                     row.status = "left"
                     self.out.counts["disabled"] += 1
                     self.out.directory_changed = True
+                    self.out.accounts.add((snap.source, key))
         return existing
 
     def _account_values(self, a: SourceAccount, depts: dict[str, str]) -> dict[str, Any]:
@@ -235,6 +253,7 @@ class Applier:
                     row.link_evidence = {"matched": attr, "value": value, "run": self.run_id}
                     self.out.counts["linked"] += 1
                     self.out.directory_changed = True
+                    self.out.accounts.add((row.system, row.local_id))
                     break
                 if len(matches) > 1:
                     self.out.errors.append(("account", row.local_id,
@@ -264,6 +283,7 @@ class Applier:
         self.s.add(person)
         self.out.counts["people_created"] += 1
         self.out.directory_changed = True
+        self.out.people.add(pid)
         return person
 
     # -- people --------------------------------------------------------------------------------
@@ -306,6 +326,7 @@ class Applier:
 
     def _set_person(self, person: Person, attr: str, value: str, current: str | None) -> None:
         self.out.directory_changed = True
+        self.out.people.add(person.id)
         if attr == "department":
             person.department_id = value
             self.out.counts["movers"] += 1
