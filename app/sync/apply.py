@@ -74,21 +74,23 @@ class Applier:
         self.s, self.config, self.source, self.policy = session, config, source, policy
         self.now, self.run_id, self.actor = now, run_id, actor
         self.out = Outcome()
+        self._paths: dict[str, str] | None = None
 
     def master_of(self, attribute: str) -> bool:
         return self.config.master(attribute) == self.source.name
 
     def apply(self, snap: Snapshot) -> Outcome:
         """Apply the snapshot; returns the outcome (nothing is committed here)."""
-        depts = self._departments(snap)
-        accounts = self._accounts(snap, depts)
-        self.s.flush()
-        self._link(accounts)
-        self.s.flush()
-        self._people(accounts)
-        self.s.flush()
-        if snap.roles or snap.assignments or _complete_roles(snap) is not None:
-            self._assignments(snap, accounts, depts)
+        with self.s.no_autoflush:  # flushed at the points below, not before every query
+            depts = self._departments(snap)
+            accounts, fresh = self._accounts(snap, depts)
+            self._link(accounts)  # joiners are flushed first; new accounts are inserted linked
+            self.s.add_all(fresh)
+            self.s.flush()
+            self._people(accounts)
+            self.s.flush()
+            if snap.roles or snap.assignments or _complete_roles(snap) is not None:
+                self._assignments(snap, accounts, depts)
         if self.out.directory_changed:
             self.s.add(Change(actor=self.actor, kind="sync.apply", target=f"sync_run:{self.run_id}",
                               reason=f"sync of {self.source.name}", details=self._change_details()))
@@ -185,8 +187,10 @@ class Applier:
 
     # -- accounts ------------------------------------------------------------------------------
 
-    def _accounts(self, snap: Snapshot, depts: dict[str, str]) -> dict[str, Account]:
+    def _accounts(self, snap: Snapshot, depts: dict[str, str]) -> tuple[dict[str, Account], list[Account]]:
+        """Every account of the source by key, and the new ones (not yet added to the session)."""
         existing = {a.local_id: a for a in self.s.scalars(select(Account).where(Account.system == snap.source))}
+        fresh: list[Account] = []
         seen: set[str] = set()
         for a in snap.accounts:
             seen.add(a.key)
@@ -195,7 +199,7 @@ class Applier:
             if row is None:
                 row = existing[a.key] = Account(system=snap.source, local_id=a.key, link_state="auto",
                                                 link_evidence={}, **values)
-                self.s.add(row)
+                fresh.append(row)
                 self.out.counts["created"] += 1
                 self.out.directory_changed = True
                 self.out.accounts.add((snap.source, a.key))
@@ -216,7 +220,7 @@ class Applier:
                     self.out.counts["disabled"] += 1
                     self.out.directory_changed = True
                     self.out.accounts.add((snap.source, key))
-        return existing
+        return existing, fresh
 
     def _account_values(self, a: SourceAccount, depts: dict[str, str]) -> dict[str, Any]:
         primary = a.primary_department or (a.department_keys[0] if a.department_keys else None)
@@ -356,8 +360,10 @@ class Applier:
         if not changed:
             return
         wanted = {(p.id, attr): _person_value(p, attr) for p, attr in changed}
-        for c in self.s.scalars(select(SyncConflict).where(
-                SyncConflict.resolved_at.is_(None), SyncConflict.person_id.in_({p for p, _ in wanted}))):
+        ids = sorted({p for p, _ in wanted})
+        found = [c for chunk in _chunks(ids) for c in self.s.scalars(select(SyncConflict).where(
+            SyncConflict.resolved_at.is_(None), SyncConflict.person_id.in_(chunk)))]
+        for c in found:
             if (c.person_id, c.attribute) not in wanted:
                 continue
             now_value = wanted[(c.person_id, c.attribute)]
@@ -368,8 +374,10 @@ class Applier:
                 c.master_value = now_value
 
     def _suspend_for_move(self, person: Person, old_dept: str, new_dept: str) -> None:
-        paths = dict(self.s.execute(select(Department.id, Department.path).where(
-            Department.id.in_([old_dept, new_dept]))).all())
+        if self._paths is None:
+            self._paths = {did: path for did, path in self.s.execute(  # noqa: C416 (typed rows)
+                select(Department.id, Department.path)).all()}
+        paths = self._paths
         old, new = paths.get(old_dept, ""), paths.get(new_dept, "")
         grants = self.s.scalars(select(Grant).where(
             Grant.person_id == person.id, Grant.revoked_at.is_(None), Grant.suspended_at.is_(None),
@@ -377,8 +385,7 @@ class Applier:
         for g in grants:
             if g.role in self.config.mover_keeps:
                 continue
-            gpath = self.s.get(Department, g.department_id)
-            scope = gpath.path if gpath else ""
+            scope = paths.get(g.department_id or "", "")
             if _covers(scope, g.include_subtree, old) and not _covers(scope, g.include_subtree, new):
                 g.suspended_at = self.now
                 g.suspend_reason = f"moved from {old or old_dept} to {new or new_dept} (sync of {self.source.name})"
@@ -391,8 +398,8 @@ class Applier:
     def _assignments(self, snap: Snapshot, accounts: dict[str, Account], depts: dict[str, str]) -> None:
         role_names = {r.key: r.name for r in snap.roles}
         ids = {row.person_id for row in accounts.values() if row.person_id}
-        homes: dict[str, str | None] = {pid: did for pid, did in self.s.execute(  # noqa: C416 (typed rows)
-            select(Person.id, Person.department_id).where(Person.id.in_(ids))).all()} if ids else {}
+        homes: dict[str, str | None] = {pid: did for chunk in _chunks(sorted(ids)) for pid, did in self.s.execute(
+            select(Person.id, Person.department_id).where(Person.id.in_(chunk))).all()}
         desired: dict[tuple[str, str, str | None, bool, str], str] = {}
         for asg in snap.assignments:
             row = accounts.get(asg.account_key)
@@ -451,6 +458,11 @@ class Applier:
             self.out.errors.append(("assignment", row.local_id, f"{scope} scope but the account has no department"))
             return []
         return [(home, subtree)]
+
+
+def _chunks(items: list[str], size: int = 5_000) -> list[list[str]]:
+    """Bound the parameters of one IN (PostgreSQL takes at most 65,535 per statement)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _complete_roles(snap: Snapshot) -> str | set[str] | None:

@@ -322,14 +322,20 @@ def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
 
 def snapshot_digest(snap: Snapshot) -> str:
     """A digest of a snapshot's content, independent of row order (and of raw payloads)."""
-    data = snapshot_to_json(snap)
-    for a in data["accounts"]:
-        a.pop("raw", None)
-    body = {k: sorted(orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in data[k])
-            for k in ("departments", "accounts", "roles", "assignments")}
+    def rows(items: Any, fields: tuple[str, ...]) -> list[bytes]:
+        return sorted(orjson.dumps([getattr(x, f) for f in fields], default=str) for x in items)
+
     h = hashlib.sha256(orjson.dumps(sorted(snap.complete)))
-    for k in ("departments", "accounts", "roles", "assignments"):
-        h.update(k.encode())
-        for row in body[k]:
+    for name, items, fields in (
+        ("departments", snap.departments, ("key", "name", "parent_key", "status", "order")),
+        ("accounts", snap.accounts, ("key", "name", "status", "login", "employee_no", "mobile", "email",
+                                     "department_keys", "primary_department", "position", "manager_key",
+                                     "last_login_at")),
+        ("roles", snap.roles, ("key", "name")),
+        ("assignments", snap.assignments, ("account_key", "role_key", "scope_type", "scope_keys")),
+    ):
+        h.update(name.encode())
+        for row in rows(items, fields):
             h.update(row)
+            h.update(b"\n")
     return h.hexdigest()
