@@ -75,6 +75,8 @@ class Applier:
         self.now, self.run_id, self.actor = now, run_id, actor
         self.out = Outcome()
         self._paths: dict[str, str] | None = None
+        self._people_by_id: dict[str, Person] = {}
+        self._joined: set[str] = set()
 
     def master_of(self, attribute: str) -> bool:
         return self.config.master(attribute) == self.source.name
@@ -238,6 +240,7 @@ class Applier:
 
     def _link(self, accounts: dict[str, Account]) -> None:
         people = list(self.s.scalars(select(Person)))
+        self._people_by_id = {p.id: p for p in people}
         index: dict[str, dict[str, list[Person]]] = {"employee_no": {}, "mobile": {}, "email": {}}
         for p in people:
             for attr in index:
@@ -275,6 +278,8 @@ class Applier:
                     self.out.counts["orphans"] += 1
         if joiners:
             self.s.flush()  # the new people exist before any account points at them
+            self._joined = {person.id for _, person in joiners}
+            self._people_by_id.update((person.id, person) for _, person in joiners)
             for row, person in joiners:
                 row.person_id, row.link_method, row.link_state = person.id, "created", "auto"
                 row.link_evidence = {"created_from": self.source.name, "run": self.run_id}
@@ -293,10 +298,12 @@ class Applier:
     # -- people --------------------------------------------------------------------------------
 
     def _people(self, accounts: dict[str, Account]) -> None:
+        # People this run created were made from their account: nothing to compare for them, except
+        # the manager, which needs every account's person first.
         linked = [a for a in accounts.values() if a.person_id]
         if not linked:
             return
-        people = {p.id: p for p in self.s.scalars(select(Person))}
+        people = self._people_by_id
         managers = {a.local_id: a.person_id for a in accounts.values()}
         open_conflicts = {(c.person_id, c.attribute): c for c in self.s.scalars(
             select(SyncConflict).where(SyncConflict.other_source == self.source.name,
@@ -306,9 +313,14 @@ class Applier:
             person = people.get(row.person_id or "")
             if person is None:
                 continue
+            manager = managers.get(row.manager_local_id or "")
+            if person.id in self._joined:
+                if manager is not None and self.master_of("manager"):
+                    person.manager_id = manager
+                continue
             values = {
                 "name": row.display_name, "status": row.status, "department": row.department_id,
-                "manager": managers.get(row.manager_local_id or ""), "position": row.position,
+                "manager": manager, "position": row.position,
                 "mobile": row.mobile, "email": row.email, "employee_no": row.employee_no,
             }
             for attr, value in values.items():
