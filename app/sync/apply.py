@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.authz.policy import Policy
@@ -38,6 +38,7 @@ from app.sync.models import SyncConflict
 PERSON_ATTRIBUTES = ("name", "status", "department", "manager", "position", "mobile", "email", "employee_no")
 _SLUG = re.compile(r"[^a-z0-9_-]+")
 INCREMENTAL_LIMIT = 20_000  # more changed people and accounts than this: other processes reload in full
+SMALL = 1_000  # a snapshot of at most this many accounts reads only the rows it can touch
 
 
 @dataclass
@@ -191,7 +192,13 @@ class Applier:
 
     def _accounts(self, snap: Snapshot, depts: dict[str, str]) -> tuple[dict[str, Account], list[Account]]:
         """Every account of the source by key, and the new ones (not yet added to the session)."""
-        existing = {a.local_id: a for a in self.s.scalars(select(Account).where(Account.system == snap.source))}
+        query = select(Account).where(Account.system == snap.source)
+        if "accounts" not in snap.complete and len(snap.accounts) <= SMALL:  # a partial push: its own rows
+            keys = sorted({a.key for a in snap.accounts} | {x.account_key for x in snap.assignments})
+            rows = [a for chunk in _chunks(keys) for a in self.s.scalars(query.where(Account.local_id.in_(chunk)))]
+        else:
+            rows = list(self.s.scalars(query))
+        existing = {a.local_id: a for a in rows}
         fresh: list[Account] = []
         seen: set[str] = set()
         for a in snap.accounts:
@@ -239,7 +246,7 @@ class Applier:
     # -- links ---------------------------------------------------------------------------------
 
     def _link(self, accounts: dict[str, Account]) -> None:
-        people = list(self.s.scalars(select(Person)))
+        people = self._candidates(accounts) if len(accounts) <= SMALL else list(self.s.scalars(select(Person)))
         self._people_by_id = {p.id: p for p in people}
         index: dict[str, dict[str, list[Person]]] = {"employee_no": {}, "mobile": {}, "email": {}}
         for p in people:
@@ -283,6 +290,23 @@ class Applier:
             for row, person in joiners:
                 row.person_id, row.link_method, row.link_state = person.id, "created", "auto"
                 row.link_evidence = {"created_from": self.source.name, "run": self.run_id}
+
+    def _candidates(self, accounts: dict[str, Account]) -> list[Person]:
+        """The people a few accounts may link to or already do (instead of reading every person)."""
+        wanted: dict[str, set[str]] = {"employee_no": set(), "mobile": set(), "email": set(), "id": set()}
+        for row in accounts.values():
+            if row.person_id:
+                wanted["id"].add(row.person_id)
+            for attr in ("employee_no", "mobile", "email"):
+                value = getattr(row, attr)
+                if value:
+                    wanted[attr].add(value.lower() if attr == "email" else value)
+        found: dict[str, Person] = {}
+        for attr, column in (("id", Person.id), ("employee_no", Person.employee_no), ("mobile", Person.mobile),
+                             ("email", func.lower(Person.email))):
+            for chunk in _chunks(sorted(wanted[attr])):
+                found.update((p.id, p) for p in self.s.scalars(select(Person).where(column.in_(chunk))))
+        return list(found.values())
 
     def _create_person(self, row: Account) -> Person:
         pid = f"{self.source.name}-{_slug(row.local_id)}"[:64]
@@ -430,8 +454,13 @@ class Applier:
             for dept, subtree in self._scopes(asg.scope_type or mapping.scope, asg.scope_keys, row, home, depts):
                 desired[(row.person_id, mapping.role, dept, subtree, source_role)] = asg.account_key
         existing: dict[tuple[str, str, str | None, bool, str], Grant] = {}
-        for g in self.s.scalars(select(Grant).where(Grant.source_system == self.source.name,
-                                                    Grant.revoked_at.is_(None))):
+        grants = select(Grant).where(Grant.source_system == self.source.name, Grant.revoked_at.is_(None))
+        complete = _complete_roles(snap)
+        if complete != "all":
+            spoken = sorted({role_names.get(k, k) for k in (complete or set())} |
+                            {role_names.get(x.role_key, x.role_key) for x in snap.assignments})
+            grants = grants.where(Grant.source_role.in_(spoken or [""]))
+        for g in self.s.scalars(grants):
             existing[(g.person_id, g.role, g.department_id, g.include_subtree, g.source_role or "")] = g
         for key in desired.keys() - existing.keys():
             person_id, role, dept, subtree, source_role = key
@@ -443,7 +472,6 @@ class Applier:
             self.s.add(Change(actor=self.actor, kind="grant.create", target=f"grant:{g.id}", reason=g.reason,
                               details={"person_id": person_id, "role": role, "sync_run": self.run_id}))
             self.out.counts["grants_created"] += 1
-        complete = _complete_roles(snap)
         if complete is not None:
             names = None if complete == "all" else {role_names.get(k, k) for k in complete}
             for key in existing.keys() - desired.keys():
