@@ -76,6 +76,7 @@ class Applier:
         self.now, self.run_id, self.actor = now, run_id, actor
         self.out = Outcome()
         self._paths: dict[str, str] | None = None
+        self._by_ref: dict[str, str] = {}
         self._people_by_id: dict[str, Person] = {}
         self._joined: set[str] = set()
 
@@ -115,6 +116,10 @@ class Applier:
         links: dict[str, str] = {src: did for src, did in rows}  # noqa: C416 (rows, not pairs, to the type checker)
         ours = {d.id: d for d in self.s.scalars(select(Department))}
         by_name_path = {self._name_path(d, ours): d.id for d in ours.values()}
+        names = Counter(d.name for d in ours.values())
+        # A source that names departments without listing them (OIDC claims): our id, path or unique name.
+        self._by_ref = {d.name: d.id for d in ours.values() if names[d.name] == 1}
+        self._by_ref.update({d.path: d.id for d in ours.values()} | {d.id: d.id for d in ours.values()})
         by_key = {d.key: d for d in snap.departments}
         master = self.master_of("departments")
         for d in _top_down(snap.departments):
@@ -233,7 +238,7 @@ class Applier:
 
     def _account_values(self, a: SourceAccount, depts: dict[str, str]) -> dict[str, Any]:
         primary = a.primary_department or (a.department_keys[0] if a.department_keys else None)
-        department_id = depts.get(primary) if primary else None
+        department_id = (depts.get(primary) or self._by_ref.get(primary)) if primary else None
         if primary and department_id is None:
             self.out.errors.append(("account", a.key, f"department {primary} is not mapped to one of ours"))
         return {

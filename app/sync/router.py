@@ -9,7 +9,7 @@ from fastapi import Path as PathParam
 
 from app.deps import DirectoryCaller
 from app.errors_http import ERROR_RESPONSES
-from app.sync.schemas import ConfirmIn, LinkIn, SnapshotIn
+from app.sync.schemas import ClaimsIn, ConfirmIn, LinkIn, SnapshotIn
 
 router = APIRouter(prefix="/v1/sync", tags=["Identity sync"], responses=ERROR_RESPONSES)
 SourceName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
@@ -78,3 +78,34 @@ def link(system: SourceName, local_id: Annotated[str, PathParam(min_length=1, ma
     """A confirmed link, or a broken one, is kept by every later sync."""
     return _sync(request).set_link(system=system, local_id=local_id,  # type: ignore[no-any-return]
                                    person_id=body.person_id, actor=caller.client_id, reason=body.reason)
+
+
+@router.post("/sources/{source}/claims", summary="A signed-in person's ID token, as evidence from the IdP")
+def claims(source: SourceName, body: ClaimsIn, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """The token is verified against the IdP (issuer, signature, expiry, one of the source's
+    ``id_token_audiences``); its claims create or update the person's account in ``source`` (just in
+    time; a new person only if the source is master of people). Claims never grant anything."""
+    services = request.app.state.services
+    sync = services.sync
+    config = sync.config.source(source)
+    verifier = _id_token_verifier(services, tuple(config.settings.get("id_token_audiences") or ()))
+    return sync.ingest_claims(source, verifier.verify(body.id_token), actor=caller.client_id)  # type: ignore[no-any-return]
+
+
+def _id_token_verifier(services: Any, audiences: tuple[str, ...]) -> Any:
+    from app.auth.idtoken import IdTokenVerifier
+    from app.auth.verifier import OidcTokenVerifier
+    from app.errors import InvalidRequest
+
+    auth = services.settings.auth
+    if not auth.issuer:
+        raise InvalidRequest("no IdP is configured (ACCESSGOV_AUTH__ISSUER): ID tokens cannot be verified")
+    if not audiences:
+        raise InvalidRequest("the source names no id_token_audiences in sources.yaml")
+    cache = services.__dict__.setdefault("_id_token_verifiers", {})
+    if audiences not in cache:
+        keys = OidcTokenVerifier(issuer=auth.issuer, audience=auth.audience, algorithms=auth.algorithms,
+                                 required_typ="jwt", min_refetch_seconds=auth.jwks_min_refetch_seconds,
+                                 leeway=auth.leeway_seconds)
+        cache[audiences] = IdTokenVerifier(keys, audiences, auth.leeway_seconds)
+    return cache[audiences]

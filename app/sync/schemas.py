@@ -108,3 +108,10 @@ class ConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     apply: bool
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class ClaimsIn(BaseModel):
+    """A signed-in person's ID token, from the company IdP."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384)]

@@ -171,6 +171,27 @@ class SyncService:
         self._policy.live.catch_up()
         return result
 
+    def ingest_claims(self, source: str, claims: dict[str, Any], *, actor: str) -> dict[str, Any]:
+        """A signed-in person's verified claims, applied as a one-account partial snapshot of ``source``.
+
+        Nothing is written (no run) when the account already says exactly this.
+        """
+        from app.sync.claims import claims_snapshot
+
+        config = self.config.source(source)
+        snap = claims_snapshot(source, claims, config.settings.get("claims"))
+        account = snap.accounts[0]
+        with self._factory() as session:
+            row = session.scalars(select(Account).where(Account.system == source,
+                                                        Account.local_id == account.key)).first()
+            if row is not None and _same(row, account):
+                return {"status": "unchanged", "account": account_json(row)}
+        run = self.push(snap, actor=actor, confirm=True)
+        with self._factory() as session:
+            row = session.scalars(select(Account).where(Account.system == source,
+                                                        Account.local_id == account.key)).one()
+            return {"status": run["status"], "run": run, "account": account_json(row)}
+
     # -- run log -------------------------------------------------------------------------------
 
     def _start(self, source: str, trigger: str, actor: str, version: str | None) -> int:
@@ -274,6 +295,15 @@ class SyncService:
             with transaction(self._factory) as session:
                 session.execute(update(SyncLock).where(SyncLock.source == source, SyncLock.holder == self._me)
                                 .values(holder=None, expires_at=None))
+
+
+def _same(row: Account, a: SourceAccount) -> bool:
+    """Does the stored account already say what ``a`` says (the claims' evidence included)?"""
+    attrs = row.attributes or {}
+    return (row.display_name, row.status, row.employee_no, row.mobile, row.email, attrs.get("login"),
+            attrs.get("departments"), attrs.get("claimed_roles")) == (
+        a.name, a.status, a.employee_no, a.mobile, a.email, a.login, list(a.department_keys),
+        a.raw.get("claimed_roles"))
 
 
 def run_json(run: SyncRun) -> dict[str, Any]:
