@@ -360,3 +360,34 @@ def test_people_changes_reach_this_and_other_processes_without_a_rebuild(api: Te
     assert other_holder.current.engine is other_engine
     assert other_holder.current.directory.people["P004"].status == "left"
     assert not decide(api, "P004", "read", "crm.customer", "CUS-3")
+
+
+def test_incremental_events_apply_together_or_not_at_all(api: TestClient) -> None:
+    push(api, "hr", hr_snapshot("v1"))
+    events = {"events": [
+        {"type": "account.upsert", "account": {"key": "newbie", "name": "新人", "employee_no": "N1",
+                                               "department_keys": ["3"]}},
+        {"type": "account.delete", "key": "hr-P005"},
+    ]}
+    out = api.post("/v1/sync/sources/hr/events", json=events, headers=auth())
+    assert out.status_code == 200, out.text
+    run = out.json()
+    assert run["trigger"] == "events" and run["status"] == "applied"
+    assert run["counts"]["people_created"] == 1 and run["counts"]["leavers"] == 1, run["counts"]
+    with db(api)() as s:
+        assert s.get(Person, "P005").status == "left"
+    # The CRM says who holds one role now (the seed's crm accounts are linked already).
+    members = {"events": [{"type": "role.members", "role": {"key": "r1", "name": "销售代表"},
+                           "members": ["liuyang01", "liuyang01"]}]}
+    crm = api.post("/v1/sync/sources/crm/events", json=members, headers=auth()).json()
+    assert crm["counts"]["grants_created"] == 1, crm
+    with db(api)() as s:
+        assert s.scalars(select(Grant).where(Grant.source_role == "销售代表", Grant.revoked_at.is_(None))
+                         ).one().person_id == "P004"
+    before = directory_digest(api)
+    bad = {"events": [{"type": "account.upsert", "account": {"key": "x", "name": "甲"}},
+                      {"type": "account.delete", "key": "nobody"}]}
+    refused = api.post("/v1/sync/sources/hr/events", json=bad, headers=auth())
+    assert refused.status_code == 404 and directory_digest(api) == before
+    wrong = api.post("/v1/sync/sources/hr/events", json={"events": [{"type": "account.rename"}]}, headers=auth())
+    assert wrong.status_code == 400 and directory_digest(api) == before

@@ -9,7 +9,7 @@ from fastapi import Path as PathParam
 
 from app.deps import DirectoryCaller
 from app.errors_http import ERROR_RESPONSES
-from app.sync.schemas import ClaimsIn, ConfirmIn, LinkIn, SnapshotIn
+from app.sync.schemas import ClaimsIn, ConfirmIn, EventsIn, LinkIn, SnapshotIn
 
 router = APIRouter(prefix="/v1/sync", tags=["Identity sync"], responses=ERROR_RESPONSES)
 SourceName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
@@ -28,6 +28,13 @@ def push_snapshot(source: SourceName, body: SnapshotIn, caller: DirectoryCaller,
     """Validated whole, applied in one transaction or not at all. A snapshot that would disable more
     than the source's threshold of its active accounts is held (status ``held``) unless ``confirm``."""
     return _sync(request).push(body.to_snapshot(source), actor=caller.client_id, confirm=confirm)  # type: ignore[no-any-return]
+
+
+@router.post("/sources/{source}/events", summary="Push incremental changes of a system")
+def push_events(source: SourceName, body: EventsIn, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
+    """Account upserts and deletions and role member lists, applied together in one transaction or
+    not at all (a deleted account becomes ``left``: its person is a leaver if this source is master)."""
+    return _sync(request).apply_events(source, body.events, actor=caller.client_id)  # type: ignore[no-any-return]
 
 
 @router.post("/sources/{source}/runs", summary="Pull a source now through its connector")

@@ -115,3 +115,44 @@ class ClaimsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384)]
+
+
+class AccountUpsert(BaseModel):
+    """An account was created or changed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["account.upsert"]
+    account: AccountIn
+
+
+class AccountDelete(BaseModel):
+    """An account was deleted (or the person left): it becomes ``left``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["account.delete"]
+    key: Key
+
+
+class RoleMembers(BaseModel):
+    """A role's complete member list now (the members' accounts must exist or come in this batch)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["role.members"]
+    role: RoleIn
+    members: list[Key] = Field(max_length=100_000)
+    scope_type: Literal["company", "department", "subtree", "listed"] | None = None
+    scope_keys: list[Key] = Field(default_factory=list, max_length=1000)
+
+
+Event = Annotated[AccountUpsert | AccountDelete | RoleMembers, Field(discriminator="type")]
+
+
+class EventsIn(BaseModel):
+    """Incremental changes of one system, applied together in one transaction or not at all."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"events": [
+        {"type": "account.upsert", "account": {"key": "zhangwei01", "name": "张伟", "employee_no": "E0012"}},
+        {"type": "account.delete", "key": "lisi02"},
+        {"type": "role.members", "role": {"key": "r1", "name": "销售经理"}, "members": ["zhangwei01"]},
+    ]}]})
+    events: list[Event] = Field(min_length=1, max_length=50_000)
