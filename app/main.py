@@ -178,9 +178,10 @@ def _include_routers(app: FastAPI) -> None:
     from app.directory.router import router as directory_router
     from app.ops import router as ops_router
     from app.policy.router import router as policy_router
+    from app.scim.router import router as scim_router
     from app.sync.router import router as sync_router
 
-    for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, ops_router):
+    for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, scim_router, ops_router):
         app.include_router(r)
 
 

@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 import app.decisions.models
 import app.directory.models
 import app.policy.models
+import app.scim.models
 import app.sync.models  # noqa: F401  (the models register their tables)
 from app.db import Base, make_engine
 from app.migrate import upgrade

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, engine_from_config, pool
 import app.decisions.models
 import app.directory.models
 import app.policy.models
+import app.scim.models
 import app.sync.models  # noqa: F401 - registers the tables on Base.metadata
 from app.db import Base
 
