@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -41,12 +41,19 @@ def require(scope: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that demands one API scope and yields the caller."""
 
     async def dependency(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Caller:
-        if scope not in principal.scopes:
-            raise Forbidden(f"this API needs the {scope} scope")
-        trusted = request.app.state.services.settings.trusted_callers.get(principal.client_id, [])
-        return Caller(principal.client_id, principal.scopes, frozenset(trusted))
+        return caller_for(principal, scope, request.app.state.services.settings.trusted_callers)
 
     return dependency
+
+
+def caller_for(principal: Principal, scope: str, trusted_callers: Mapping[str, Sequence[str]]) -> Caller:
+    """The caller a verified principal is for an API that needs ``scope``; Forbidden without it.
+
+    Shared by ``require`` and the decision endpoints' ASGI fast path (``app.decisions.fastpath``).
+    """
+    if scope not in principal.scopes:
+        raise Forbidden(f"this API needs the {scope} scope")
+    return Caller(principal.client_id, principal.scopes, frozenset(trusted_callers.get(principal.client_id, [])))
 
 
 Services = Annotated[object, Depends(_services)]
