@@ -16,6 +16,7 @@ from app.auth.verifier import CompositeVerifier, DevTokenVerifier, OidcTokenVeri
 from app.authz.directory import StateHolder
 from app.config import Environment, Settings
 from app.db import make_engine, make_sessionmaker
+from app.decisions.fastpath import DecisionFastPath
 from app.decisions.recorder import DbDecisionRecorder, DecisionRecorder, NullDecisionRecorder
 from app.decisions.resolve import RecordInfo
 from app.decisions.search import SearchService
@@ -117,8 +118,13 @@ def _sync_scheduler(services: Services) -> Any:
     return scheduler
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The FastAPI application."""
+def create_app(settings: Settings | None = None, services: Services | None = None, *,
+               fast_path: bool = True) -> FastAPI:
+    """The FastAPI application.
+
+    ``fast_path`` puts the decision endpoints' ASGI fast path (``app.decisions.fastpath``) in front of
+    everything; without it every request goes through FastAPI (the tests compare the two).
+    """
     settings = settings or Settings()
     services = services or build_services(settings)
 
@@ -145,6 +151,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.add_middleware(BodyGuard, large_paths=("/v1/sync/sources/",), large_bytes=settings.sync.max_body_mb << 20)
+    if fast_path:  # added last: the outermost of the middleware (only FastAPI's error and telemetry layers outside)
+        app.add_middleware(DecisionFastPath)
     install_error_handlers(app)
     _include_routers(app)
     _document_bodies(app)

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.decisions.resolve import Caller
 from app.decisions.schemas import (
     ActionSearchRequest,
     Decision,
@@ -117,34 +118,75 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (EvaluationRequest, EvaluationsReques
 
 
 BACKPRESSURE_SECONDS = 5.0
+Plan = tuple[Callable[[], dict[str, Any]], Sequence[Any]]
+"""What an endpoint will do: the decision call (not yet run) and the items it decides (for the registry test)."""
 
 
-async def _answer(request: Request, run: Callable[[], dict[str, Any]], items: Sequence[Any]) -> Response:
-    """Decide on the event loop (it is CPU work in memory) unless an item needs the record registry,
+async def decide(recorder: Any, run: Callable[[], dict[str, Any]], items: Sequence[Any]) -> dict[str, Any]:
+    """Run a plan: on the event loop (it is CPU work in memory) unless an item needs the record registry,
     a database read: that goes to the thread pool, as a blocking call must.
 
     Backpressure: while the decision log's buffer is more than half full, a request waits (up to
     BACKPRESSURE_SECONDS) before it is decided, which hands the interpreter to the log writer.  Under
     a load the writer cannot follow, answers slow down instead of decisions going unrecorded; only a
     writer stuck for longer (the database away) lets the buffer fill, and then drops are counted.
+
+    Shared by the routes below and the ASGI fast path (``app.decisions.fastpath``).
     """
-    recorder = _svc(request).recorder
     if recorder.backlogged():
         deadline = time.monotonic() + BACKPRESSURE_SECONDS
         while recorder.backlogged() and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
     if DecisionService.needs_registry(items):
-        return DecisionJSON(await run_in_threadpool(run))
-    return DecisionJSON(run())
+        return await run_in_threadpool(run)
+    return run()
+
+
+def evaluation_plan(decisions: DecisionService, caller: Caller, data: Any, *, fast_only: bool = False) -> Plan | None:
+    """``POST /access/v1/evaluation``: the plan for a parsed body.  A body the fast check refuses is
+    validated with the model (its 400 raised), or, with ``fast_only``, gives None."""
+    item: Any = fast_evaluation(data)
+    if item is None:
+        if fast_only:
+            return None
+        item = _validated(EvaluationRequest, data)
+    return (lambda: decisions.evaluate(caller=caller, request=item)), (item,)
+
+
+def evaluations_plan(decisions: DecisionService, caller: Caller, data: Any, *,
+                     fast_only: bool = False) -> Plan | None:
+    """``POST /access/v1/evaluations``: the plan for a parsed body (None: the fast check refused it and
+    ``fast_only`` was asked).  Raises InvalidRequest (400) for a batch that cannot be answered."""
+    fast = fast_evaluations(data)
+    if fast is None:
+        if fast_only:
+            return None
+        body = _validated(EvaluationsRequest, data)
+        if not body.evaluations:
+            return (lambda: decisions.evaluate_many(caller=caller, request=body)), ((body,) if body.resource else ())
+        semantic = body.options.evaluations_semantic if body.options else Semantic.execute_all
+        items = decisions.batch_items(body.subject, body.action, body.resource, body.context, body.evaluations)
+    elif not fast.evaluations:
+        if not (fast.subject and fast.action and fast.resource):
+            raise InvalidRequest("give `evaluations`, or subject, action and resource")
+        single = ItemIn(fast.subject, fast.action, fast.resource, fast.context)
+        return (lambda: decisions.evaluate(caller=caller, request=single)), (single,)
+    else:
+        semantic = fast.semantic
+        items = decisions.batch_items(fast.subject, fast.action, fast.resource, fast.context, fast.evaluations)
+    return (lambda: decisions.run_batch(caller, items, semantic)), items
+
+
+async def _answer(request: Request, plan: Plan | None) -> Response:
+    assert plan is not None  # without fast_only a plan is always made (or a 400 raised)
+    return DecisionJSON(await decide(_svc(request).recorder, *plan))
 
 
 @router.post("/access/v1/evaluation", response_model=Decision, response_model_exclude_none=True,
              summary="Evaluate one access request", openapi_extra=_body_doc(EvaluationRequest))
 async def evaluation(data: JsonBody, caller: DecideCaller, request: Request) -> Response:
     """May this subject do this action on this record, and which fields may they see?"""
-    item: Any = fast_evaluation(data) or _validated(EvaluationRequest, data)
-    decisions = _svc(request).decisions
-    return await _answer(request, lambda: decisions.evaluate(caller=caller, request=item), (item,))
+    return await _answer(request, evaluation_plan(_svc(request).decisions, caller, data))
 
 
 @router.post("/access/v1/evaluations", response_model=EvaluationsResponse | Decision,
@@ -152,24 +194,7 @@ async def evaluation(data: JsonBody, caller: DecideCaller, request: Request) -> 
              openapi_extra=_body_doc(EvaluationsRequest))
 async def evaluations(data: JsonBody, caller: DecideCaller, request: Request) -> Response:
     """Decisions in request order; top-level members are defaults; options.evaluations_semantic honoured."""
-    decisions: DecisionService = _svc(request).decisions
-    fast = fast_evaluations(data)
-    if fast is None:
-        body = _validated(EvaluationsRequest, data)
-        if not body.evaluations:
-            return await _answer(request, lambda: decisions.evaluate_many(caller=caller, request=body),
-                                 (body,) if body.resource else ())
-        semantic = body.options.evaluations_semantic if body.options else Semantic.execute_all
-        items = decisions.batch_items(body.subject, body.action, body.resource, body.context, body.evaluations)
-    elif not fast.evaluations:
-        if not (fast.subject and fast.action and fast.resource):
-            raise InvalidRequest("give `evaluations`, or subject, action and resource")
-        single = ItemIn(fast.subject, fast.action, fast.resource, fast.context)
-        return await _answer(request, lambda: decisions.evaluate(caller=caller, request=single), (single,))
-    else:
-        semantic = fast.semantic
-        items = decisions.batch_items(fast.subject, fast.action, fast.resource, fast.context, fast.evaluations)
-    return await _answer(request, lambda: decisions.run_batch(caller, items, semantic), items)
+    return await _answer(request, evaluations_plan(_svc(request).decisions, caller, data))
 
 
 @router.post("/access/v1/search/subject", response_model=SearchResponse, summary="Who may do this?")
