@@ -467,8 +467,14 @@ class Applier:
             grants = grants.where(Grant.source_role.in_(spoken or [""]))
         for g in self.s.scalars(grants):
             existing[(g.person_id, g.role, g.department_id, g.include_subtree, g.source_role or "")] = g
+        # A grant suspended for review (its holder moved) is the officer's to restore or revoke: the
+        # source asking for the same role again neither revokes it nor grants it anew elsewhere.
+        suspended = {(g.person_id, g.role, g.source_role or "") for g in existing.values() if g.suspended_at}
         for key in desired.keys() - existing.keys():
             person_id, role, dept, subtree, source_role = key
+            if (person_id, role, source_role) in suspended:
+                self.out.counts["grants_held_for_review"] += 1
+                continue
             g = Grant(person_id=person_id, role=role, department_id=dept, include_subtree=subtree,
                       source_system=self.source.name, source_role=source_role, granted_by=self.actor,
                       reason=f"assigned {source_role} in {self.source.name}")
@@ -483,6 +489,8 @@ class Applier:
                 g = existing[key]
                 if names is not None and (g.source_role or "") not in names:
                     continue  # a partial snapshot speaks only of its own roles
+                if g.suspended_at is not None:
+                    continue  # suspended for review: an officer restores or revokes it
                 g.revoked_at, g.revoked_by = self.now, self.actor
                 g.revoke_reason = f"no longer assigned {g.source_role} in {self.source.name}"
                 self.s.add(Change(actor=self.actor, kind="grant.revoke", target=f"grant:{g.id}",

@@ -171,6 +171,11 @@ class FixtureServer:
         with self._lock:
             self.fixtures.insert(0, Fixture(dict(request), served, sticky=responses is None, origin=origin))
 
+    def clear(self) -> None:
+        """Drop every fixture (the request log stays): the next :meth:`load` starts a new recorded set."""
+        with self._lock:
+            self.fixtures.clear()
+
     def load(self, *paths: Path, variables: Mapping[str, str] | None = None) -> None:
         """Load fixture files (``*.json``, directories read in name order)."""
         for path in paths:
