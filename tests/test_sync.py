@@ -391,3 +391,31 @@ def test_incremental_events_apply_together_or_not_at_all(api: TestClient) -> Non
     assert refused.status_code == 404 and directory_digest(api) == before
     wrong = api.post("/v1/sync/sources/hr/events", json={"events": [{"type": "account.rename"}]}, headers=auth())
     assert wrong.status_code == 400 and directory_digest(api) == before
+
+
+def test_pullers_give_connectors_their_credentials_and_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring from sources.yaml to a connector (a stub connector records what it was given)."""
+    from app.sync import pullers
+    from app.sync.canonical import Snapshot
+    from app.sync.config import SourceConfig, SyncConfig
+
+    seen: dict[str, Any] = {}
+
+    class Stub:
+        def __init__(self, **kw: Any) -> None:
+            seen.update(kw)
+
+        def pull(self) -> Snapshot:
+            return Snapshot(source="oa")
+
+    monkeypatch.setitem(pullers.CONNECTORS, "ecology", Stub)
+    source = SourceConfig("oa", "ecology", "oa", 0, 0.2, 900, {
+        "base_url": "https://oa.example.cn", "credentials_env": {"secret_key": "T_ECOLOGY_KEY"},
+        "options": {"auth": "md5", "role_members_path": "data.roles"}})
+    pull = pullers.build_pullers(SyncConfig({"oa": source}, {}), Path("policies/sync"))["oa"]
+    with pytest.raises(RuntimeError, match="T_ECOLOGY_KEY"):
+        pull()  # the credential is not set: the run fails and says which variable
+    monkeypatch.setenv("T_ECOLOGY_KEY", "k-123")
+    assert pull() == Snapshot(source="oa")
+    assert seen["credentials"] == {"secret_key": "k-123"} and seen["base_url"] == "https://oa.example.cn"
+    assert (seen["auth"], seen["role_members_path"], seen["source"]) == ("md5", "data.roles", "oa")

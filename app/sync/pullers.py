@@ -4,6 +4,8 @@ A source in ``sources.yaml`` names its connector and, for API connectors, where 
 
     crm: {connector: jiandaoyun, kind: crm, base_url: https://api.jiandaoyun.com,
           credentials_env: {api_key: JDY_API_KEY}}
+    oa:  {connector: ecology, kind: oa, base_url: https://oa.example.cn,
+          credentials_env: {secret_key: ECOLOGY_KEY}, options: {auth: md5}}
     hr-file: {connector: file, kind: directory, path: /data/exports/hr}
 
 A source whose credentials are not all set gets no puller (its runs answer 400; pushes still work).
@@ -45,6 +47,9 @@ def _puller(source: SourceConfig, mapping_dir: Path) -> Callable[[], Snapshot] |
     names = dict(settings.get("credentials_env") or {})
     if cls is None or not names:
         return None
+    # Connector options (e-cology `auth: md5`, `role_members_path`; WeCom `tags_as_roles`; Feishu
+    # `functional_roles`; `page_size`): an unknown one fails the run with the connector's message.
+    options = dict(settings.get("options") or {})
 
     def pull() -> Snapshot:
         missing = [env for env in names.values() if not os.environ.get(str(env))]
@@ -53,7 +58,7 @@ def _puller(source: SourceConfig, mapping_dir: Path) -> Callable[[], Snapshot] |
         credentials = {str(k): os.environ[str(v)] for k, v in names.items()}
         connector = cls(credentials=credentials, base_url=settings.get("base_url"),
                         source=source.name, mapping=mapping, mapping_dir=mapping_dir,
-                        timeout=float(settings.get("timeout", 30.0)))
+                        timeout=float(settings.get("timeout", 30.0)), **options)
         snapshot: Snapshot = connector.pull()
         return snapshot
 
