@@ -23,9 +23,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.authz.policy import Policy
@@ -89,8 +89,8 @@ class Applier:
             depts = self._departments(snap)
             accounts, fresh = self._accounts(snap, depts)
             self._link(accounts)  # joiners are flushed first; new accounts are inserted linked
-            self.s.add_all(fresh)
             self.s.flush()
+            self._insert_accounts(fresh)
             self._people(accounts)
             self.s.flush()
             if snap.roles or snap.assignments or _complete_roles(snap) is not None:
@@ -235,6 +235,19 @@ class Applier:
                     self.out.directory_changed = True
                     self.out.accounts.add((snap.source, key))
         return existing, fresh
+
+    def _insert_accounts(self, fresh: list[Account]) -> None:
+        """New accounts in one Core executemany (no ORM objects, no RETURNING: nothing needs their ids;
+        the ORM's multi-row statements cost PostgreSQL's driver ~20 µs a row to rewrite)."""
+        if not fresh:
+            return
+        table = cast(Table, Account.__table__)
+        columns = [c.key for c in table.columns if c.key != "id"]
+        rows = [{k: getattr(row, k) for k in columns} for row in fresh]
+        for values in rows:
+            values["updated_at"] = values["updated_at"] or self.now
+            values["link_state"] = values["link_state"] or "auto"
+        self.s.execute(insert(table), rows)
 
     def _account_values(self, a: SourceAccount, depts: dict[str, str]) -> dict[str, Any]:
         primary = a.primary_department or (a.department_keys[0] if a.department_keys else None)
