@@ -210,6 +210,12 @@ def test_an_admin_breaks_and_confirms_links_and_later_syncs_keep_them(api: TestC
     broken = api.put("/v1/sync/accounts/hr/hr-P004/link", json={"person_id": None, "reason": "工号录错"},
                      headers=auth())
     assert broken.status_code == 200 and broken.json()["link"]["state"] == "broken"
+    live = api.app.state.services.holder.current.directory.accounts[("hr", "hr-P004")]
+    assert live.person_id is None  # the live directory view follows at once (no full reload)
+    body = {"subject": {"type": "user", "id": "hr:hr-P004"}, "action": {"name": "read"},
+            "resource": {"type": "crm.customer", "id": "CUS-3"}}
+    answer = api.post("/access/v1/evaluation", json=body, headers=auth()).json()
+    assert answer["decision"] is False and answer["context"]["reason"]["code"] == "orphan_account"
     push(api, "hr", hr_snapshot("v2", {"P004": {"name": "刘洋 "}}))
     with db(api)() as s:
         assert s.scalars(select(Account.person_id).where(Account.local_id == "hr-P004")).one() is None
@@ -419,3 +425,13 @@ def test_pullers_give_connectors_their_credentials_and_options(monkeypatch: pyte
     assert pull() == Snapshot(source="oa")
     assert seen["credentials"] == {"secret_key": "k-123"} and seen["base_url"] == "https://oa.example.cn"
     assert (seen["auth"], seen["role_members_path"], seen["source"]) == ("md5", "data.roles", "oa")
+
+
+def test_a_leaving_delegator_takes_the_deputys_delegated_role_with_them(api: TestClient) -> None:
+    """A changed person who delegates a role: the state is rebuilt, so the deputy's copy lapses."""
+    push(api, "hr", hr_snapshot("v1"))
+    assert decide(api, "P002", "approve", "oa.expense", "EXP-1")  # P002 deputises P003's dept_manager role
+    engine = api.app.state.services.holder.current.engine
+    push(api, "hr", hr_snapshot("v2", {"P003": {"status": "left"}}))
+    assert api.app.state.services.holder.current.engine is not engine  # reloaded in full, not patched
+    assert not decide(api, "P002", "approve", "oa.expense", "EXP-1")

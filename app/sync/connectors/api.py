@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from app.sync.connectors.mapping import SystemMapping, mapping_from
 from app.sync.connectors.paging import NoPaging, Paging
 
 
-class ApiConnector(Connector):
+class ApiConnector(Connector, ABC):
     """A connector over one ``httpx.Client``.
 
     ``credentials`` are the vendor secrets by name (see each connector's ``credential_names``); they
@@ -71,8 +72,9 @@ class ApiConnector(Connector):
         )
         self.session.auth = self.make_auth()
 
+    @abstractmethod
     def make_auth(self) -> Auth:
-        raise NotImplementedError
+        """How this system authenticates (every concrete connector says; the base cannot)."""
 
     def secrets(self) -> tuple[str, ...]:
         return self.session.secrets()
