@@ -10,6 +10,7 @@ import app.directory.models
 import app.policy.models
 import app.scim.models
 import app.sync.models  # noqa: F401  (the models register their tables)
+import audit.tables
 from app.db import Base, make_engine
 from app.migrate import upgrade
 
@@ -19,7 +20,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     try:
         upgrade(engine)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), [Base.metadata, audit.tables.metadata])
         assert diff == [], diff
     finally:
         engine.dispose()

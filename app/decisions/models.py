@@ -18,6 +18,7 @@ class DecisionRecord(Base):
     __table_args__ = (
         Index("ix_decision_log_at", "at"),
         Index("ix_decision_log_person_at", "person_id", "at"),
+        Index("ix_decision_log_seal", "seal"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     at: Mapped[datetime]
@@ -31,6 +32,7 @@ class DecisionRecord(Base):
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     policy_version: Mapped[str] = mapped_column(String(32))
+    seal: Mapped[int | None] = mapped_column(Integer)  # the audit trail entry that sealed this record
 
 
 class Usage(Base):

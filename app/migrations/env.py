@@ -10,10 +10,11 @@ import app.directory.models
 import app.policy.models
 import app.scim.models
 import app.sync.models  # noqa: F401 - registers the tables on Base.metadata
+import audit.tables
 from app.db import Base
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [Base.metadata, audit.tables.metadata]
 
 
 def run_migrations_offline() -> None:
