@@ -57,6 +57,22 @@ class SyncSettings(BaseModel):
         256, description="Largest snapshot push body, in MiB (other requests keep the 5 MiB limit).")
 
 
+class AuditSettings(BaseModel):
+    """The quarterly access audit and the tamper-evident trail (``ACCESSGOV_AUDIT__*``)."""
+
+    schedule: bool = Field(True, description="Run the audit on its schedule in this process.")
+    cron: str = Field("0 2 1 1,4,7,10 *", description="When the audit is due (crontab: minute hour day month weekday).")
+    timezone: str = Field("Asia/Shanghai", description="Time zone of the schedule and of quarters.")
+    window_days: Annotated[int, Field(ge=7, le=730)] = Field(
+        90, description="Usage window: a permission not used for this many days is unused.")
+    expiring_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        14, description="Temporary grants and delegations ending within this many days are reported.")
+    dormant_days: Annotated[int, Field(ge=7, le=730)] = Field(
+        90, description="An account with no activity for this many days is dormant.")
+    retention_days: Annotated[int, Field(ge=180, le=36_500)] = Field(
+        365, description="Decision records and trail entries are kept at least this long (the law: 180 days).")
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -75,6 +91,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     log_level: str = Field("INFO", description="Root log level.")
     refresh_seconds: float = Field(
         1.0, gt=0, description="How often each process checks the change log for changes made by other processes.")
