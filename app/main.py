@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audits.service import AuditService
 from app.auth.verifier import CompositeVerifier, DevTokenVerifier, OidcTokenVerifier, TokenVerifier
 from app.authz.directory import StateHolder
 from app.config import Environment, Settings
@@ -51,6 +52,7 @@ class Services:
     insight: Any
     refresher: StateRefresher
     sync: Any = None
+    audit: Any = None
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -93,7 +95,9 @@ def build_services(settings: Settings) -> Services:
     return Services(settings, factory, holder, metrics, build_verifier(settings), recorder, policy,
                     GrantService(factory=factory, policy=policy), decisions, search,
                     InsightService(holder=holder, decisions=decisions), refresher,
-                    build_sync(settings, factory, holder, policy))
+                    build_sync(settings, factory, holder, policy),
+                    AuditService(factory=factory, holder=holder, settings=settings.audit,
+                                 policies_dir=settings.policies_dir))
 
 
 def build_sync(settings: Settings, factory: sessionmaker[Session], holder: StateHolder, policy: PolicyService) -> Any:
@@ -118,6 +122,17 @@ def _sync_scheduler(services: Services) -> Any:
     return scheduler
 
 
+def _audit_scheduler(services: Services) -> Any:
+    """Start the audit's schedule in this process (None when off)."""
+    from app.audits.scheduler import AuditScheduler
+
+    if services.audit is None or not services.settings.audit.schedule:
+        return None
+    scheduler = AuditScheduler(services.audit)
+    scheduler.start()
+    return scheduler
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None, *,
                fast_path: bool = True) -> FastAPI:
     """The FastAPI application.
@@ -136,9 +151,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except InvalidPolicy as exc:
             log.error("policy not loaded, decisions are refused: %s", exc.message)
         services.refresher.start()
-        scheduler = _sync_scheduler(services)
+        schedulers = [s for s in (_sync_scheduler(services), _audit_scheduler(services)) if s is not None]
         yield
-        if scheduler is not None:
+        for scheduler in schedulers:
             scheduler.stop()
         services.refresher.stop()
         services.recorder.stop()
@@ -181,6 +196,7 @@ def _document_bodies(app: FastAPI) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
+    from app.audits.router import router as audit_router
     from app.decisions.ext_router import router as ext_router
     from app.decisions.router import router as authzen_router
     from app.directory.router import router as directory_router
@@ -189,7 +205,8 @@ def _include_routers(app: FastAPI) -> None:
     from app.scim.router import router as scim_router
     from app.sync.router import router as sync_router
 
-    for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, scim_router, ops_router):
+    for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, scim_router, audit_router,
+              ops_router):
         app.include_router(r)
 
 

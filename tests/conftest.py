@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from app.auth.verifier import make_dev_token
-from app.config import AuthSettings, Settings
+from app.config import AuditSettings, AuthSettings, Settings
 from app.db import make_engine, make_sessionmaker, transaction
 from app.main import build_services, create_app
 from app.migrate import upgrade
@@ -77,8 +77,9 @@ def db_url(request: pytest.FixtureRequest) -> str:
 def make_settings(db_url: str, **overrides: object) -> Settings:
     """Test settings: dev tokens on, the repository's policies."""
     auth = overrides.pop("auth", AuthSettings(dev_tokens=True, dev_secret=DEV_SECRET, audience=AUDIENCE))
+    audit = overrides.pop("audit", AuditSettings(schedule=False))  # tests run the audit when they mean to
     return Settings(environment="test", database_url=db_url, policies_dir=ROOT / "policies", auth=auth,
-                    **overrides)
+                    audit=audit, **overrides)
 
 
 def prepare_database(settings: Settings, seed: Callable[..., None] | None = seed_org) -> None:

@@ -1,0 +1,149 @@
+"""Audit API: run the audit, its runs and schedule, findings and their lifecycle, suppressions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.audits.service import SORTS
+from app.deps import AuditCaller
+from app.errors import Conflict
+from app.errors_http import ERROR_RESPONSES
+from audit.config import KINDS, SEVERITIES
+from audit.store import STATUSES
+
+router = APIRouter(prefix="/v1/audit", tags=["Access audit"], responses=ERROR_RESPONSES)
+DbId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+Kind = Literal[KINDS]  # type: ignore[valid-type]
+Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class StatusIn(BaseModel):
+    """A decision on one finding."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "accepted", "reason": "客服主管代岗至年底，风险已知", "until": "2026-12-31T16:00:00Z",
+         "owner": "P00196"}]})
+    status: Literal["accepted", "remediated", "open"] = Field(
+        description="accepted: the risk is accepted until `until` (with `owner`); remediated: fixed by hand; "
+                    "open: reopen")
+    reason: Text
+    until: AwareDatetime | None = Field(None, description="required for accepted: when the acceptance ends")
+    owner: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="required for accepted: who owns the accepted risk")
+
+
+class MatchIn(BaseModel):
+    """What a suppression matches besides the kind (every member given must be equal)."""
+
+    model_config = ConfigDict(extra="forbid")
+    person_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    system: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    account: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    permission: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    field: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class SuppressionIn(BaseModel):
+    """Findings of one kind matching ``match`` are recorded as suppressed until ``expires_at``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "orphan_account", "match": {"system": "crm", "account": "kefu"}, "owner": "P00262",
+         "reason": "客服共享坐席账号，由IT每月核对", "expires_at": "2027-03-31T16:00:00Z"}]})
+    kind: Kind | Literal["*"]
+    match: MatchIn = Field(default_factory=MatchIn)
+    owner: Annotated[str, Field(min_length=1, max_length=200)]
+    reason: Text
+    expires_at: AwareDatetime
+
+
+def _audit(request: Request) -> Any:
+    return request.app.state.services.audit
+
+
+@router.post("/runs", summary="Run the audit now", status_code=201)
+def run_now(caller: AuditCaller, request: Request) -> dict[str, Any]:
+    """A full run over the whole population; returns the run with its counts (findings by kind and
+    severity; new, seen again, reopened, resolved)."""
+    run = _audit(request).run(trigger="manual", actor=caller.client_id)
+    if run is None:  # a fresh key cannot be taken; kept for completeness
+        raise Conflict("the run could not be claimed")
+    return run  # type: ignore[no-any-return]
+
+
+@router.get("/runs", summary="Audit runs, newest first")
+def runs(caller: AuditCaller, request: Request,
+         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    return _audit(request).list_runs(limit)  # type: ignore[no-any-return]
+
+
+@router.get("/runs/{run_id}", summary="One audit run")
+def run(run_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).get_run(run_id)  # type: ignore[no-any-return]
+
+
+@router.get("/schedule", summary="The audit's schedule and whether its latest due run happened")
+def schedule(caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).schedule()  # type: ignore[no-any-return]
+
+
+@router.get("/summary", summary="Findings by status, and open findings by kind and severity")
+def summary(caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).summary()  # type: ignore[no-any-return]
+
+
+@router.get("/findings", summary="Findings, filtered, sorted and paged")
+def findings(caller: AuditCaller, request: Request,
+             status: Annotated[list[Status] | None, Query()] = None,
+             kind: Annotated[list[Kind] | None, Query()] = None,
+             severity: Annotated[list[Severity] | None, Query()] = None,
+             person_id: Annotated[str | None, Query(max_length=64)] = None,
+             system: Annotated[str | None, Query(max_length=32)] = None,
+             run_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+             sort: Literal[tuple(SORTS)] = "severity",  # type: ignore[valid-type]
+             order: Literal["asc", "desc"] = "asc",
+             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+             offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+    """``status``, ``kind`` and ``severity`` may repeat; ``sort=severity`` puts the most severe first."""
+    return _audit(request).list_findings(  # type: ignore[no-any-return]
+        status=status, kind=kind, severity=severity, person_id=person_id, system=system, run_id=run_id,
+        sort=sort, order=order, limit=limit, offset=offset)
+
+
+@router.get("/findings/{finding_id}", summary="One finding with its evidence and history")
+def finding(finding_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).get_finding(finding_id)  # type: ignore[no-any-return]
+
+
+@router.post("/findings/{finding_id}/status", summary="Accept the risk until a date, mark remediated, or reopen")
+def set_status(finding_id: DbId, body: StatusIn, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    """409 when the lifecycle does not allow the move (e.g. accepting a resolved finding), or when
+    an acceptance lacks a future ``until`` or an ``owner``."""
+    return _audit(request).set_status(  # type: ignore[no-any-return]
+        finding_id, to=body.status, actor=caller.client_id, reason=body.reason, until=body.until, owner=body.owner)
+
+
+@router.get("/suppressions", summary="Suppression rules")
+def suppressions(caller: AuditCaller, request: Request, include_ended: bool = False) -> list[dict[str, Any]]:
+    return _audit(request).list_suppressions(include_ended)  # type: ignore[no-any-return]
+
+
+@router.post("/suppressions", summary="Suppress matching findings until a date", status_code=201)
+def add_suppression(body: SuppressionIn, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    """Applies from the next run on: matching findings are stored as ``suppressed``, not ``open``."""
+    return _audit(request).add_suppression(  # type: ignore[no-any-return]
+        kind=body.kind, match=body.match.model_dump(exclude_none=True), owner=body.owner, reason=body.reason,
+        expires_at=body.expires_at, actor=caller.client_id)
+
+
+@router.post("/suppressions/{suppression_id}/revoke", summary="End a suppression now")
+def revoke_suppression(suppression_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).revoke_suppression(suppression_id, actor=caller.client_id)  # type: ignore[no-any-return]
+
+
+

@@ -1,0 +1,229 @@
+"""The service side of the quarterly audit: runs (on demand and on schedule), findings, suppressions.
+
+The audit engine is the ``audit`` package; this module gives it the population (the directory,
+the live policy, the usage data) and a database, and turns its refusals into API errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, asc, desc, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audits.population import build_population
+from app.authz.directory import StateHolder
+from app.config import AuditSettings
+from app.errors import Conflict, InvalidPolicy, InvalidRequest, NotFound
+from audit import tables as t
+from audit.config import KINDS, AuditConfig, AuditConfigError, load_config
+from audit.population import Population
+from audit.runner import run_audit
+from audit.schedule import latest_due, next_due, schedule_key
+from audit.store import AuditError, set_status, summary
+
+log = logging.getLogger(__name__)
+CATCH_UP_AFTER_SECONDS = 600  # a scheduled run started this long after its due time is a catch-up
+SORTS = {"severity": t.findings.c.severity, "kind": t.findings.c.kind, "last_seen": t.findings.c.last_seen_at,
+         "first_seen": t.findings.c.first_seen_at, "person": t.findings.c.person_id, "id": t.findings.c.id}
+_SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+class AuditService:
+    """Runs the audit and answers the audit API."""
+
+    def __init__(self, *, factory: sessionmaker[Session], holder: StateHolder, settings: AuditSettings,
+                 policies_dir: Any, seal: Any = None) -> None:
+        self._factory, self._holder, self.settings = factory, holder, settings
+        self._policies_dir = policies_dir
+        self._seal = seal
+
+    @property
+    def engine(self) -> Any:
+        return self._factory.kw["bind"]
+
+    def config(self) -> AuditConfig:
+        """``policies/audit.yaml`` and ``policies/sod.yaml`` with the settings' windows (422 when invalid)."""
+        try:
+            return load_config(self._policies_dir, window_days=self.settings.window_days,
+                               dormant_days=self.settings.dormant_days, expiring_days=self.settings.expiring_days)
+        except AuditConfigError as exc:
+            raise InvalidPolicy(f"the audit's policy files are invalid: {exc}") from exc
+
+    def population(self, now: datetime) -> Population:
+        """The population as of ``now``, read in one transaction."""
+        state = self._holder.require()
+        with self._factory() as session, session.begin():
+            return build_population(session, state.engine.policy, now)
+
+    # ----------------------------------------------------------------- runs
+
+    def run(self, *, trigger: str, actor: str, run_key: str | None = None, due_at: datetime | None = None,
+            now: datetime | None = None) -> dict[str, Any] | None:
+        """One audit run; None when ``run_key`` already ran (in any process)."""
+        cfg = self.config()
+        self._holder.require()
+        return run_audit(self.engine, self.population, cfg, trigger=trigger, actor=actor, run_key=run_key,
+                         due_at=due_at, now=now, tz=self.settings.timezone, seal=self._seal)
+
+    def due(self, now: datetime | None = None) -> datetime | None:
+        """The latest due time of the schedule at or before now."""
+        return latest_due(self.settings.cron, self.settings.timezone, now or datetime.now(UTC))
+
+    def run_if_due(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """Run the scheduled audit if its latest due time has no run yet (exactly once across processes)."""
+        now = now or datetime.now(UTC)
+        due = self.due(now)
+        if due is None:
+            return None
+        key = schedule_key(due)
+        with self.engine.connect() as conn:
+            if conn.execute(select(t.runs.c.id).where(t.runs.c.run_key == key)).first() is not None:
+                return None
+        late = (now - due).total_seconds() > CATCH_UP_AFTER_SECONDS
+        return self.run(trigger="catchup" if late else "schedule", actor="scheduler", run_key=key, due_at=due,
+                        now=now)
+
+    def schedule(self, now: datetime | None = None) -> dict[str, Any]:
+        """The schedule, its latest and next due times, and whether the latest one ran."""
+        now = now or datetime.now(UTC)
+        due, nxt = self.due(now), next_due(self.settings.cron, self.settings.timezone, now)
+        ran = None
+        if due is not None:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(t.runs.c.id, t.runs.c.status).where(
+                    t.runs.c.run_key == schedule_key(due))).first()
+            ran = {"run_id": row.id, "status": row.status} if row else None
+        return {"cron": self.settings.cron, "timezone": self.settings.timezone, "enabled": self.settings.schedule,
+                "latest_due": due.isoformat() if due else None, "latest_run": ran,
+                "next_due": nxt.isoformat() if nxt else None, "window_days": self.settings.window_days}
+
+    def list_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.runs).order_by(desc(t.runs.c.id)).limit(limit)).all()
+        return [_run(r) for r in rows]
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"audit run {run_id} not found")
+        return _run(row)
+
+    # ----------------------------------------------------------------- findings
+
+    def list_findings(self, *, status: list[str] | None = None, kind: list[str] | None = None,
+                      severity: list[str] | None = None, person_id: str | None = None, system: str | None = None,
+                      run_id: int | None = None, sort: str = "severity", order: str = "asc", limit: int = 100,
+                      offset: int = 0) -> dict[str, Any]:
+        """Findings matching every filter given, sorted (severity: most severe first), paged."""
+        c = t.findings.c
+        where: list[Any] = []
+        if status:
+            where.append(c.status.in_(status))
+        if kind:
+            where.append(c.kind.in_(kind))
+        if severity:
+            where.append(c.severity.in_(severity))
+        if person_id:
+            where.append(c.person_id == person_id)
+        if system:
+            where.append(c.system == system)
+        if run_id is not None:
+            where.append(c.last_run_id == run_id)
+        cond = and_(*where) if where else None
+        q = select(t.findings)
+        count = select(func.count()).select_from(t.findings)
+        if cond is not None:
+            q, count = q.where(cond), count.where(cond)
+        direction = asc if order == "asc" else desc
+        if sort == "severity":
+            from sqlalchemy import case
+
+            rank = case(_SEVERITY_RANK, value=c.severity, else_=9)
+            q = q.order_by(direction(rank), c.kind, c.id)
+        else:
+            q = q.order_by(direction(SORTS[sort]), c.id)
+        with self.engine.connect() as conn:
+            total = conn.execute(count).scalar_one()
+            rows = conn.execute(q.limit(limit).offset(offset)).all()
+        return {"total": total, "limit": limit, "offset": offset, "items": [_finding(r) for r in rows]}
+
+    def get_finding(self, finding_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.findings).where(t.findings.c.id == finding_id)).first()
+            if row is None:
+                raise NotFound(f"finding {finding_id} not found")
+            events = conn.execute(select(t.finding_events).where(t.finding_events.c.finding_id == finding_id)
+                                  .order_by(t.finding_events.c.id)).all()
+        return {**_finding(row), "history": [_plain(e) for e in events]}
+
+    def set_status(self, finding_id: int, *, to: str, actor: str, reason: str, until: datetime | None = None,
+                   owner: str | None = None) -> dict[str, Any]:
+        """Accept the risk until a date, mark remediated, or reopen (recorded with who and why)."""
+        try:
+            with self.engine.begin() as conn:
+                set_status(conn, finding_id, to=to, actor=actor, reason=reason, until=until, owner=owner)
+        except LookupError as exc:
+            raise NotFound(str(exc)) from exc
+        except AuditError as exc:
+            raise Conflict(str(exc)) from exc
+        return self.get_finding(finding_id)
+
+    def summary(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            out = summary(conn)
+            last = conn.execute(select(t.runs).where(t.runs.c.status == "done")
+                                .order_by(desc(t.runs.c.id)).limit(1)).first()
+        out["last_run"] = _run(last) if last else None
+        return out
+
+    # ----------------------------------------------------------------- suppressions
+
+    def add_suppression(self, *, kind: str, match: dict[str, Any], owner: str, reason: str, expires_at: datetime,
+                        actor: str) -> dict[str, Any]:
+        """Findings of ``kind`` matching every member of ``match`` are suppressed until ``expires_at``."""
+        now = datetime.now(UTC)
+        if kind != "*" and kind not in KINDS:
+            raise InvalidRequest(f"unknown finding kind {kind!r}")
+        if expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future")
+        with self.engine.begin() as conn:
+            sid = conn.execute(insert(t.suppressions).values(
+                kind=kind, match=match, owner=owner, reason=reason, expires_at=expires_at, created_by=actor,
+                created_at=now).returning(t.suppressions.c.id)).scalar_one()
+            row = conn.execute(select(t.suppressions).where(t.suppressions.c.id == sid)).one()
+        return _plain(row)
+
+    def list_suppressions(self, include_ended: bool = False) -> list[dict[str, Any]]:
+        q = select(t.suppressions).order_by(desc(t.suppressions.c.id))
+        if not include_ended:
+            q = q.where(and_(t.suppressions.c.revoked_at.is_(None), t.suppressions.c.expires_at > datetime.now(UTC)))
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(q)]
+
+    def revoke_suppression(self, suppression_id: int, *, actor: str) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.suppressions).where(t.suppressions.c.id == suppression_id)).first()
+            if row is None:
+                raise NotFound(f"suppression {suppression_id} not found")
+            if row.revoked_at is not None:
+                raise Conflict(f"suppression {suppression_id} was already revoked")
+            conn.execute(update(t.suppressions).where(t.suppressions.c.id == suppression_id).values(
+                revoked_at=datetime.now(UTC), revoked_by=actor))
+            row = conn.execute(select(t.suppressions).where(t.suppressions.c.id == suppression_id)).one()
+        return _plain(row)
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
+
+
+def _run(row: Any) -> dict[str, Any]:
+    return _plain(row)
+
+
+def _finding(row: Any) -> dict[str, Any]:
+    return _plain(row)
