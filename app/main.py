@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audits.remediation import GrantRemediator
 from app.audits.service import AuditService
 from app.auth.verifier import CompositeVerifier, DevTokenVerifier, OidcTokenVerifier, TokenVerifier
 from app.authz.directory import StateHolder
@@ -92,12 +93,13 @@ def build_services(settings: Settings) -> Services:
                                 max_batch=settings.max_batch)
     search = SearchService(holder=holder, decisions=decisions, factory=factory, page_size=settings.search_page_size)
     refresher = StateRefresher(factory=factory, holder=holder, policy=policy, interval=settings.refresh_seconds)
+    grants = GrantService(factory=factory, policy=policy)
     return Services(settings, factory, holder, metrics, build_verifier(settings), recorder, policy,
-                    GrantService(factory=factory, policy=policy), decisions, search,
+                    grants, decisions, search,
                     InsightService(holder=holder, decisions=decisions), refresher,
                     build_sync(settings, factory, holder, policy),
                     AuditService(factory=factory, holder=holder, settings=settings.audit,
-                                 policies_dir=settings.policies_dir))
+                                 policies_dir=settings.policies_dir, remediator=GrantRemediator(grants)))
 
 
 def build_sync(settings: Settings, factory: sessionmaker[Session], holder: StateHolder, policy: PolicyService) -> Any:

@@ -46,6 +46,8 @@ class AuditConfig:
     idp_system: str = "idp"
     sod: tuple[SodRule, ...] = ()
     roles_by_design: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    system_owners: Mapping[str, str] = field(default_factory=dict)
+    security_officers: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
         """What the run log records of its configuration."""
@@ -96,12 +98,19 @@ def load_config(policies_dir: Path, *, window_days: int = 90, dormant_days: int 
                  for role, ids in (sod_doc.get("roles_by_design") or {}).items()}
     for role, ids in by_design.items():
         _need(ids <= seen, f"sod.yaml roles_by_design.{role}", f"names unknown rules {sorted(ids - seen)}")
+    reviewers = tuning.get("reviewers") or {}
+    _need(isinstance(reviewers, dict), "audit.yaml reviewers", "must be a mapping")
+    owners = reviewers.get("system_owners") or {}
+    _need(isinstance(owners, dict), "audit.yaml reviewers.system_owners", "must map a system to a person id")
+    officers = reviewers.get("security_officers") or []
+    _need(isinstance(officers, list), "audit.yaml reviewers.security_officers", "must be a list of person ids")
     return AuditConfig(
         window_days=window_days, dormant_days=dormant_days, expiring_days=expiring_days, severity=severity,
         peer_min_group=min_group, peer_max_share=max_share, peer_max_holders=max_holders,
         sensitive_actions=frozenset(tuning.get("sensitive_actions") or AuditConfig.sensitive_actions),
         systems=tuple(tuning.get("systems") or ("crm", "oa")), idp_system=str(tuning.get("idp_system") or "idp"),
-        sod=tuple(rules), roles_by_design=by_design)
+        sod=tuple(rules), roles_by_design=by_design,
+        system_owners={str(k): str(v) for k, v in owners.items()}, security_officers=tuple(str(x) for x in officers))
 
 
 def _perms(value: Any, where: str) -> frozenset[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -177,4 +178,68 @@ trail_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("retained_from", Integer, nullable=False),  # the first seq kept after retention purges
+)
+
+# A review campaign: a population snapshotted at launch, items to review, reviewers, a rule for
+# items nobody decided, a cap on automatic revocations.
+campaigns = Table(
+    "audit_campaigns", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # active | closed
+    Column("scope", JSON, nullable=False),  # departments, systems, roles, only_findings
+    Column("launched_at", UTC_DT(), nullable=False),
+    Column("launched_by", String(200), nullable=False),
+    Column("due_at", UTC_DT(), nullable=False),
+    Column("no_response", String(16), nullable=False),  # keep | revoke | recommendation
+    Column("auto_revoke_cap", Integer, nullable=False),
+    Column("population", JSON, nullable=False),  # counts at launch
+    Column("closed_at", UTC_DT(), nullable=True),
+    Column("closed_by", String(200), nullable=True),
+    Column("result", JSON, nullable=True),
+)
+
+# The people in a campaign's scope as they were at launch (the report's "population at launch").
+campaign_people = Table(
+    "audit_campaign_people", metadata,
+    Column("campaign_id", Integer, primary_key=True),
+    Column("person_id", String(64), primary_key=True),
+    Column("snapshot", JSON, nullable=False),  # name, department, position, status, accounts, grants
+)
+
+# One thing to review: a person's grant, with the finding behind it if any.
+campaign_items = Table(
+    "audit_campaign_items", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, nullable=False, index=True),
+    Column("person_id", String(64), nullable=False),
+    Column("grant_id", Integer, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("held_in", String(1000), nullable=False),
+    Column("system", String(32), nullable=True),
+    Column("finding_ids", JSON, nullable=False),
+    Column("recommendation", String(16), nullable=False),  # keep | revoke | reduce
+    Column("risk", String(16), nullable=False),  # low | medium | high | critical
+    Column("reviewer_id", String(64), nullable=True, index=True),
+    Column("reviewer_basis", String(24), nullable=False),  # manager | system_owner | security_officer | none
+    Column("decision", String(16), nullable=True),  # keep | revoke | reduce | accept_risk
+    Column("reason", Text, nullable=True),
+    Column("accept_until", UTC_DT(), nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", UTC_DT(), nullable=True),
+    Column("automatic", Boolean, nullable=False),  # decided by the no-response rule
+    Column("apply_status", String(16), nullable=False),  # none | applied | failed | rolled_back
+    Column("apply_result", JSON, nullable=True),
+    Column("snapshot", JSON, nullable=False),  # the grant at launch
+)
+
+# Reminders sent: only to reviewers with pending items, with how many were pending.
+campaign_reminders = Table(
+    "audit_campaign_reminders", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, nullable=False, index=True),
+    Column("reviewer_id", String(64), nullable=False),
+    Column("pending", Integer, nullable=False),
+    Column("at", UTC_DT(), nullable=False),
+    Column("channel", String(32), nullable=False),
 )

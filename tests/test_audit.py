@@ -324,3 +324,104 @@ def test_schedule_endpoint_and_a_run_that_is_not_yet_due(client: TestClient) -> 
     assert first is not None and first["trigger"] == "schedule"
     assert services.audit.run_if_due(due + timedelta(minutes=2)) is None  # once per due time
     assert client.get("/v1/audit/schedule", headers=auth()).json()["latest_run"]["status"] == "done"
+
+
+# --------------------------------------------------------------------------- a campaign end to end
+
+@pytest.fixture
+def demo_client(app_factory: Callable[..., TestClient], sqlite_url: str) -> TestClient:
+    """The service on the demo company (directory only: no decision history)."""
+    client = app_factory(sqlite_url, seed=None)
+    load_demo(client.app.state.services, history=False)  # type: ignore[attr-defined]
+    return client
+
+
+def _reads_east_customer(client: TestClient, person: str) -> bool:
+    body = {"subject": {"type": "user", "id": person}, "action": {"name": "read"},
+            "resource": {"type": "crm.customer", "id": "CUS-AUDIT-1",
+                         "properties": {"department": "D-SALES-EAST", "owner": "P00014"}}}
+    r = client.post("/access/v1/evaluation", headers=auth(), json=body)
+    assert r.status_code == 200, r.text
+    return bool(r.json()["decision"])
+
+
+def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) -> None:
+    client, h = demo_client, auth()
+    assert client.post("/v1/audit/runs", headers=h).status_code == 201
+    stale = client.get("/v1/audit/findings", headers=h,
+                       params={"kind": "stale_grant_after_move", "person_id": "P00013"}).json()["items"]
+    assert len(stale) == 1
+    grant_id = stale[0]["grant_id"]
+    assert _reads_east_customer(client, "P00013")  # the mover still reads east customers
+
+    due = (datetime.now(UTC) + timedelta(days=14)).isoformat()
+    r = client.post("/v1/audit/campaigns", headers=h, json={
+        "name": "2026Q4 复核", "scope": {"only_findings": True}, "due_at": due, "no_response": "recommendation",
+        "auto_revoke_cap": 2})
+    assert r.status_code == 201, r.text
+    campaign = r.json()
+    assert campaign["status"] == "active" and campaign["population"]["items"] >= 5
+    items = client.get(f"/v1/audit/campaigns/{campaign['id']}/items", headers=h,
+                       params={"limit": 1000}).json()["items"]
+    item = next(i for i in items if i["grant_id"] == grant_id)
+    assert item["recommendation"] == "revoke" and item["risk"] == "high" and stale[0]["id"] in item["finding_ids"]
+    manager = item["reviewer_id"]
+    assert item["reviewer_basis"] == "manager" and manager and manager != "P00013"
+    assert all(i["reviewer_id"] != i["person_id"] for i in items)  # nobody reviews themselves
+
+    url = f"/v1/audit/campaigns/{campaign['id']}/items/{item['id']}"
+    own = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "我需要", "reviewer": "P00013"})
+    assert own.status_code == 409
+    done = client.post(f"{url}/decision", headers=h, json={
+        "decision": "revoke", "reason": "已调至市场部，不再负责华东客户", "reviewer": manager})
+    assert done.status_code == 200, done.text
+    assert done.json()["apply_status"] == "applied" and done.json()["apply_result"]["change"] == "grant.revoke"
+    assert not _reads_east_customer(client, "P00013")  # the very next decision is a deny
+    changes = client.get("/v1/changes", headers=h).json()
+    assert any(c["kind"] == "grant.revoke" and c["target"] == f"grant:{grant_id}" for c in changes["items"]) \
+        if isinstance(changes, dict) else any(c["target"] == f"grant:{grant_id}" for c in changes)
+    again = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "x", "reviewer": manager})
+    assert again.status_code == 409
+
+    back = client.post(f"{url}/rollback", headers=h, json={"reason": "复核有误，恢复"})
+    assert back.status_code == 200 and back.json()["apply_status"] == "rolled_back"
+    assert _reads_east_customer(client, "P00013")
+
+    # bulk decisions take low-risk items only, all or none
+    pending = client.get(f"/v1/audit/campaigns/{campaign['id']}/items", headers=h,
+                         params={"pending": True, "limit": 1000}).json()["items"]
+    high = [i for i in pending if i["risk"] != "low"]
+    assert high
+    refused = client.post(f"/v1/audit/campaigns/{campaign['id']}/decisions", headers=h, json={
+        "item_ids": [high[0]["id"]], "decision": "keep", "reason": "批量保留", "reviewer": "P00001"})
+    assert refused.status_code == 409
+
+    reminders = client.post(f"/v1/audit/campaigns/{campaign['id']}/remind", headers=h).json()
+    reviewers_pending = {i["reviewer_id"] for i in pending if i["reviewer_id"]}
+    assert {r["reviewer_id"] for r in reminders} == reviewers_pending and all(r["pending"] > 0 for r in reminders)
+
+    preview = client.get(f"/v1/audit/campaigns/{campaign['id']}/close-preview", headers=h).json()
+    assert len(preview["revoke"]) <= 2 and preview["undecided"] == len(pending)
+    closed = client.post(f"/v1/audit/campaigns/{campaign['id']}/close", headers=h).json()
+    assert closed["status"] == "closed" and closed["result"]["revoke"] == preview["revoke"]
+    assert closed["progress"]["by_decision"].get("pending") is None
+    late = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "x", "reviewer": manager})
+    assert late.status_code == 409
+
+
+def test_least_privilege_proposal_and_apply(demo_client: TestClient) -> None:
+    client, h = demo_client, auth()
+    proposal = client.get("/v1/audit/people/P00149/least-privilege", headers=h).json()
+    revoke = [g["grant_id"] for g in proposal["grants"] if g["proposal"] == "revoke"]
+    assert revoke  # no history loaded: nothing of the outlier's extra roles was used
+    keep = [g["grant_id"] for g in proposal["grants"] if g["proposal"] == "keep"]
+    if keep:
+        bad = client.post("/v1/audit/people/P00149/least-privilege/apply", headers=h,
+                          json={"grant_ids": keep[:1], "reason": "x"})
+        assert bad.status_code == 400
+    r = client.post("/v1/audit/people/P00149/least-privilege/apply", headers=h,
+                    json={"grant_ids": revoke, "reason": "按90天实际使用收敛"})
+    assert r.status_code == 200, r.text
+    grants = client.get("/v1/grants", headers=h, params={"person_id": "P00149"}).json()
+    live = {g["id"] for g in (grants["items"] if isinstance(grants, dict) else grants) if not g.get("revoked_at")}
+    assert not live & set(revoke)

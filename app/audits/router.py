@@ -147,3 +147,150 @@ def revoke_suppression(suppression_id: DbId, caller: AuditCaller, request: Reque
 
 
 
+
+
+# --------------------------------------------------------------------------- review campaigns
+
+PersonId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class CampaignIn(BaseModel):
+    """Launch a review campaign over the grants of the people in scope."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "2026年第四季度访问复核", "scope": {"systems": ["crm"], "only_findings": True},
+         "due_at": "2026-12-20T10:00:00Z", "no_response": "recommendation", "auto_revoke_cap": 20}]})
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    scope: ScopeIn = Field(default_factory=lambda: ScopeIn())
+    due_at: AwareDatetime
+    no_response: Literal["keep", "revoke", "recommendation"] = Field(
+        "keep", description="what happens at close to items nobody decided")
+    auto_revoke_cap: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        25, description="most grants the no-response rule may revoke; the rest are kept (see close-preview)")
+
+
+class ScopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    departments: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, description="department paths (a person in one of them or below is in scope)")
+    systems: list[Literal["crm", "oa"]] = Field(default_factory=list)
+    roles: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    only_findings: bool = Field(False, description="only grants with an open finding")
+
+
+CampaignIn.model_rebuild()
+
+
+class DecisionIn(BaseModel):
+    """A reviewer's decision on one item."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"decision": "revoke", "reason": "已调岗，不再负责华东客户", "reviewer": "P00007"}]})
+    decision: Literal["keep", "revoke", "reduce", "accept_risk"]
+    reason: Text
+    reviewer: PersonId = Field(description="the person deciding (never the item's own person)")
+    until: AwareDatetime | None = Field(None, description="required for accept_risk")
+
+
+class BulkDecisionIn(BaseModel):
+    """The same decision on several low-risk items (all or none)."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_ids: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Field(min_length=1, max_length=1000)]
+    decision: Literal["keep", "accept_risk"]
+    reason: Text
+    reviewer: PersonId
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text
+
+
+class ApplyLeastPrivilegeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grant_ids: Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Field(min_length=1, max_length=500)]
+    reason: Text
+
+
+@router.post("/campaigns", summary="Launch a review campaign", status_code=201)
+def launch_campaign(body: CampaignIn, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    """The people in scope are snapshotted as they are now; one item per grant, with the open findings
+    about it, a recommendation and a reviewer (manager, else system owner, else security officer)."""
+    return _audit(request).launch_campaign(  # type: ignore[no-any-return]
+        name=body.name, scope=body.scope.model_dump(), due_at=body.due_at, no_response=body.no_response,
+        auto_revoke_cap=body.auto_revoke_cap, actor=caller.client_id)
+
+
+@router.get("/campaigns", summary="Campaigns with their progress")
+def campaigns(caller: AuditCaller, request: Request,
+              status: Literal["active", "closed"] | None = None) -> list[dict[str, Any]]:
+    return _audit(request).list_campaigns(status)  # type: ignore[no-any-return]
+
+
+@router.get("/campaigns/{campaign_id}", summary="One campaign with its progress")
+def campaign(campaign_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).get_campaign(campaign_id)  # type: ignore[no-any-return]
+
+
+@router.get("/campaigns/{campaign_id}/items", summary="A campaign's items (filter by reviewer, pending)")
+def campaign_items(campaign_id: DbId, caller: AuditCaller, request: Request,
+                   reviewer_id: Annotated[str | None, Query(max_length=64)] = None, pending: bool | None = None,
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    return _audit(request).campaign_items(  # type: ignore[no-any-return]
+        campaign_id, reviewer_id=reviewer_id, pending=pending, limit=limit, offset=offset)
+
+
+@router.post("/campaigns/{campaign_id}/items/{item_id}/decision", summary="Decide one item")
+def decide(campaign_id: DbId, item_id: DbId, body: DecisionIn, caller: AuditCaller,
+           request: Request) -> dict[str, Any]:
+    """revoke and reduce are applied at once as recorded grant changes (``apply_status``,
+    ``apply_result``); 409 for a second decision, a closed campaign, or reviewing oneself."""
+    return _audit(request).decide(  # type: ignore[no-any-return]
+        campaign_id, item_id, decision=body.decision, reason=body.reason, reviewer=body.reviewer,
+        actor=caller.client_id, until=body.until)
+
+
+@router.post("/campaigns/{campaign_id}/decisions", summary="Bulk decision on low-risk items")
+def decide_bulk(campaign_id: DbId, body: BulkDecisionIn, caller: AuditCaller, request: Request) -> list[dict[str, Any]]:
+    """Refused whole (409) if any item is above low risk, already decided, or the reviewer's own."""
+    return _audit(request).decide_bulk(  # type: ignore[no-any-return]
+        campaign_id, body.item_ids, decision=body.decision, reason=body.reason, reviewer=body.reviewer,
+        actor=caller.client_id)
+
+
+@router.post("/campaigns/{campaign_id}/items/{item_id}/rollback", summary="Undo an applied revocation")
+def rollback(campaign_id: DbId, item_id: DbId, body: RollbackIn, caller: AuditCaller,
+             request: Request) -> dict[str, Any]:
+    return _audit(request).rollback(  # type: ignore[no-any-return]
+        campaign_id, item_id, actor=caller.client_id, reason=body.reason)
+
+
+@router.post("/campaigns/{campaign_id}/remind", summary="Remind reviewers with pending items")
+def remind(campaign_id: DbId, caller: AuditCaller, request: Request) -> list[dict[str, Any]]:
+    """Only reviewers with pending items are reminded; each reminder is recorded."""
+    return _audit(request).remind(campaign_id)  # type: ignore[no-any-return]
+
+
+@router.get("/campaigns/{campaign_id}/close-preview", summary="What closing would do to undecided items")
+def close_preview(campaign_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).close_preview(campaign_id)  # type: ignore[no-any-return]
+
+
+@router.post("/campaigns/{campaign_id}/close", summary="Apply the no-response rule and close")
+def close(campaign_id: DbId, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).close(campaign_id, actor=caller.client_id)  # type: ignore[no-any-return]
+
+
+@router.get("/people/{person_id}/least-privilege", summary="A least-privilege proposal from the person's use")
+def least_privilege(person_id: Annotated[str, PathParam(min_length=1, max_length=64)], caller: AuditCaller,
+                    request: Request) -> dict[str, Any]:
+    return _audit(request).least_privilege(person_id)  # type: ignore[no-any-return]
+
+
+@router.post("/people/{person_id}/least-privilege/apply", summary="Apply the proposal for selected grants")
+def apply_least_privilege(person_id: Annotated[str, PathParam(min_length=1, max_length=64)],
+                          body: ApplyLeastPrivilegeIn, caller: AuditCaller, request: Request) -> dict[str, Any]:
+    return _audit(request).apply_least_privilege(  # type: ignore[no-any-return]
+        person_id, grant_ids=body.grant_ids, actor=caller.client_id, reason=body.reason)

@@ -17,8 +17,10 @@ from app.audits.population import build_population
 from app.authz.directory import StateHolder
 from app.config import AuditSettings
 from app.errors import Conflict, InvalidPolicy, InvalidRequest, NotFound
+from audit import campaigns as camp
 from audit import tables as t
 from audit.config import KINDS, AuditConfig, AuditConfigError, load_config
+from audit.leastpriv import propose
 from audit.population import Population
 from audit.runner import run_audit
 from audit.schedule import latest_due, next_due, schedule_key
@@ -35,9 +37,10 @@ class AuditService:
     """Runs the audit and answers the audit API."""
 
     def __init__(self, *, factory: sessionmaker[Session], holder: StateHolder, settings: AuditSettings,
-                 policies_dir: Any, seal: Any = None) -> None:
+                 policies_dir: Any, remediator: Any = None, seal: Any = None) -> None:
         self._factory, self._holder, self.settings = factory, holder, settings
         self._policies_dir = policies_dir
+        self._remediator = remediator
         self._seal = seal
 
     @property
@@ -215,6 +218,135 @@ class AuditService:
                 revoked_at=datetime.now(UTC), revoked_by=actor))
             row = conn.execute(select(t.suppressions).where(t.suppressions.c.id == suppression_id)).one()
         return _plain(row)
+
+
+    # ----------------------------------------------------------------- campaigns
+
+    def launch_campaign(self, *, name: str, scope: dict[str, Any], due_at: datetime, no_response: str,
+                        auto_revoke_cap: int, actor: str) -> dict[str, Any]:
+        """Snapshot the population in scope and create one item per grant, with reviewers."""
+        cfg = self.config()
+        now = datetime.now(UTC)
+        pop = self.population(now)
+        with self.engine.connect() as conn:
+            open_findings = [dict(r._mapping) for r in conn.execute(select(
+                t.findings.c.id, t.findings.c.grant_id, t.findings.c.severity, t.findings.c.recommendation)
+                .where(and_(t.findings.c.status == "open", t.findings.c.grant_id.is_not(None))))]
+        try:
+            with self.engine.begin() as conn:
+                cid = camp.launch(conn, pop, name=name, scope=scope, due_at=due_at, no_response=no_response,
+                                  auto_revoke_cap=auto_revoke_cap, actor=actor, owners=cfg.system_owners,
+                                  officers=cfg.security_officers, open_findings=open_findings)
+        except camp.CampaignError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        return self.get_campaign(cid)
+
+    def list_campaigns(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.campaigns).order_by(desc(t.campaigns.c.id))
+        if status:
+            q = q.where(t.campaigns.c.status == status)
+        with self.engine.connect() as conn:
+            return [{**_plain(r), "progress": camp.progress(conn, r.id)} for r in conn.execute(q).all()]
+
+    def get_campaign(self, campaign_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.campaigns).where(t.campaigns.c.id == campaign_id)).first()
+            if row is None:
+                raise NotFound(f"campaign {campaign_id} not found")
+            return {**_plain(row), "progress": camp.progress(conn, campaign_id)}
+
+    def campaign_items(self, campaign_id: int, *, reviewer_id: str | None = None, pending: bool | None = None,
+                       limit: int = 200, offset: int = 0) -> dict[str, Any]:
+        self.get_campaign(campaign_id)
+        c = t.campaign_items.c
+        where: list[Any] = [c.campaign_id == campaign_id]
+        if reviewer_id:
+            where.append(c.reviewer_id == reviewer_id)
+        if pending is not None:
+            where.append(c.decision.is_(None) if pending else c.decision.is_not(None))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(t.campaign_items).where(*where)).scalar_one()
+            rows = conn.execute(select(t.campaign_items).where(*where).order_by(c.id).limit(limit).offset(offset))
+            return {"total": total, "items": [_plain(r) for r in rows]}
+
+    def _campaign_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+        except LookupError as exc:
+            raise NotFound(str(exc)) from exc
+        except camp.CampaignError as exc:
+            raise Conflict(str(exc)) from exc
+
+    def decide(self, campaign_id: int, item_id: int, *, decision: str, reason: str, reviewer: str, actor: str,
+               until: datetime | None = None) -> dict[str, Any]:
+        """One decision (revoke and reduce are applied at once, through the change service)."""
+        return _plain_dict(self._campaign_call(camp.decide, campaign_id, item_id, decision=decision, reason=reason,
+                                               reviewer=reviewer, actor=actor, until=until,
+                                               remediator=self._remediator))
+
+    def decide_bulk(self, campaign_id: int, item_ids: list[int], *, decision: str, reason: str, reviewer: str,
+                    actor: str) -> list[dict[str, Any]]:
+        """The same decision on several low-risk items, all or none."""
+        if decision in ("revoke", "reduce"):
+            raise InvalidRequest("bulk decisions may keep or accept; revoke items one by one")
+
+        def run(conn: Any) -> list[dict[str, Any]]:
+            return [_plain_dict(camp.decide(conn, campaign_id, i, decision=decision, reason=reason,
+                                            reviewer=reviewer, actor=actor, remediator=self._remediator,
+                                            bulk=True)) for i in item_ids]
+
+        return self._campaign_call(run)  # type: ignore[no-any-return]
+
+    def rollback(self, campaign_id: int, item_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        return _plain_dict(self._campaign_call(camp.rollback, campaign_id, item_id, actor=actor, reason=reason,
+                                               remediator=self._remediator))
+
+    def remind(self, campaign_id: int) -> list[dict[str, Any]]:
+        sent = self._campaign_call(camp.remind, campaign_id)
+        for s in sent:
+            log.info("review reminder", extra={"campaign_id": campaign_id, "reviewer_id": s["reviewer_id"],
+                                               "pending": s["pending"]})
+        return sent  # type: ignore[no-any-return]
+
+    def close_preview(self, campaign_id: int) -> dict[str, Any]:
+        return self._campaign_call(camp.close_preview, campaign_id)  # type: ignore[no-any-return]
+
+    def close(self, campaign_id: int, *, actor: str) -> dict[str, Any]:
+        self._campaign_call(camp.close, campaign_id, actor=actor, remediator=self._remediator)
+        return self.get_campaign(campaign_id)
+
+    # ----------------------------------------------------------------- least privilege
+
+    def least_privilege(self, person_id: str) -> dict[str, Any]:
+        """The grants the person's use in the window needed: keep, revoke or reduce each."""
+        pop = self.population(datetime.now(UTC))
+        if not any(p.id == person_id for p in pop.people):
+            raise NotFound(f"person {person_id} not found")
+        return propose(pop, person_id, self.config())
+
+    def apply_least_privilege(self, person_id: str, *, grant_ids: list[int], actor: str, reason: str
+                              ) -> dict[str, Any]:
+        """Apply the proposal for the grants an officer selected (revocations only; a reduction revokes
+        the privileged grant and grants its proposed replacement in the same scope)."""
+        proposal = self.least_privilege(person_id)
+        by_id = {g["grant_id"]: g for g in proposal["grants"]}
+        unknown = [i for i in grant_ids if i not in by_id or by_id[i]["proposal"] == "keep"]
+        if unknown:
+            raise InvalidRequest(f"grants {unknown} are not proposed for revocation or reduction")
+        applied = []
+        for gid in grant_ids:
+            entry = by_id[gid]
+            result = dict(self._remediator.revoke(gid, actor=actor, reason=f"least privilege: {reason}"))
+            if entry["proposal"] == "reduce" and entry.get("replacement"):
+                result["replacement"] = dict(self._remediator.replace(gid, entry["replacement"], actor=actor,
+                                                                      reason=f"least privilege: {reason}"))
+            applied.append(result)
+        return {"person_id": person_id, "applied": applied}
+
+
+def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
 def _plain(row: Any) -> dict[str, Any]:

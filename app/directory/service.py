@@ -21,6 +21,11 @@ class GrantService:
         self._factory = factory
         self._policy = policy
 
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        """The session factory (for callers that read a grant before changing it)."""
+        return self._factory
+
     def create_grant(
         self, *, actor: str, person_id: str, role: str, department_id: str | None, include_subtree: bool,
         reason: str, valid_from: datetime | None, valid_until: datetime | None, source_system: str = "manual",
