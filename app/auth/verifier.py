@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,25 +82,48 @@ class OidcTokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Verify a token; raise Unauthorized with a reason that reveals nothing secret."""
+        return _principal(self.verified_claims(token, audiences=(self._audience,)), "oidc")
+
+    def verified_claims(self, token: str, *, audiences: Sequence[str], id_token: bool = False) -> dict[str, Any]:
+        """A token's claims once its algorithm (the allow-list, before any JWKS lookup), ``typ``,
+        signature (the JWKS, by ``kid``), issuer, expiry and audience (one of ``audiences``) are checked.
+
+        An access token (the default) must carry the required ``typ`` (``at+jwt``); an ID token
+        (``id_token=True``) must not be an RFC 9068 access token.  Unauthorized says why, revealing
+        nothing secret.
+        """
         unverified_header = _header(token)
         alg = unverified_header.get("alg")
         # Refuse before any JWKS lookup: junk or alg=none tokens must not trigger fetches.
         if alg not in self._algorithms:
             raise Unauthorized(f"token algorithm {alg!r} is not accepted")
         typ = str(unverified_header.get("typ", "")).lower()
-        if typ not in (self._typ, f"application/{self._typ}"):
+        if id_token:
+            if typ in ("at+jwt", "application/at+jwt"):
+                raise Unauthorized("token is an access token, not an ID token (typ)")
+        elif typ not in (self._typ, f"application/{self._typ}"):
             raise Unauthorized("token is not an access token (typ)")
+        if not audiences:
+            raise Unauthorized("no audience is configured for this token")
         key = self._key(str(unverified_header.get("kid", "")))
+        options: dict[str, Any] = {"leeway": self._leeway, "require_exp": True, "verify_aud": False}
+        if id_token:
+            options["verify_at_hash"] = False  # the access token it came with is not at hand
         try:
-            claims = jwt.decode(token, key, algorithms=[alg], audience=self._audience, issuer=self.issuer,
-                                options={"leeway": self._leeway, "require_exp": True})
+            claims: dict[str, Any] = jwt.decode(token, key, algorithms=[alg], issuer=self.issuer, options=options)
         except ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except JWTClaimsError as exc:
             raise Unauthorized(f"token claims rejected: {exc}") from exc
         except JOSEError as exc:  # JWTError, and JWKError when the header alg does not fit the key
             raise Unauthorized("token signature is not valid") from exc
-        return _principal(claims, "oidc")
+        # python-jose lets a token without `aud` through any audience check: require it here.
+        aud = claims.get("aud")
+        given = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) \
+            else []
+        if not set(given) & set(audiences):
+            raise Unauthorized(f"token claims rejected: Invalid audience ({', '.join(given) or 'none'})")
+        return claims
 
     def _key(self, kid: str) -> dict[str, Any]:
         if not kid:

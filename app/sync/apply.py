@@ -218,6 +218,8 @@ class Applier:
                 self.out.directory_changed = True
                 self.out.accounts.add((snap.source, a.key))
                 continue
+            if values["last_login_at"] is None:  # a source that does not know sign-ins keeps the ones seen
+                del values["last_login_at"]
             changed = {k for k, v in values.items() if getattr(row, k) != v and k != "attributes"}
             if row.attributes != values["attributes"]:
                 row.attributes = values["attributes"]

@@ -13,6 +13,8 @@ from app.errors import InvalidRequest
 ATTRIBUTES = ("people", "status", "name", "department", "departments", "manager", "position", "mobile", "email",
               "employee_no")
 KINDS = ("directory", "idp", "crm", "oa", "other")
+AUDIENCE_SETTINGS = ("id_token_audiences", "access_token_audiences")
+CLAIM_FIELDS = ("key", "name", "email", "mobile", "employee_no", "department")  # each one claim path; `roles` a list
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ def load_sync_config(path: Path) -> SyncConfig:
                 lock_seconds=int(spec.pop("lock_seconds", 900)), settings=spec)
         except (TypeError, ValueError) as exc:
             problems.append(f"source {name}: {exc}")
+            continue
+        _check_claims_settings(str(name), sources[str(name)].settings, problems)
     masters = {str(k): str(v) for k, v in (data.get("masters") or {}).items()}
     for attribute, source in masters.items():
         if attribute not in ATTRIBUTES:
@@ -83,3 +87,42 @@ def load_sync_config(path: Path) -> SyncConfig:
     if problems:
         raise InvalidRequest(f"{path.name} has {len(problems)} problem(s)", details=problems)
     return SyncConfig(sources, masters, frozenset(str(r) for r in data.get("mover_keeps") or ()))
+
+
+def _check_claims_settings(name: str, settings: dict[str, Any], problems: list[str]) -> None:
+    """OIDC claims settings of a source (``POST /v1/sync/sources/{source}/claims``), normalised in place:
+    the audiences of the ID tokens and of the access tokens it accepts (lists of distinct, non-empty
+    strings, no audience in both), and the claims mapping (known fields, claim paths)."""
+    seen: dict[str, set[str]] = {}
+    for setting in AUDIENCE_SETTINGS:
+        value = settings.get(setting)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            problems.append(f"source {name}: {setting} must be a list of audiences (client ids or resource URIs)")
+            continue
+        settings[setting] = list(dict.fromkeys(v.strip() for v in value))
+        seen[setting] = set(settings[setting])
+    both = seen.get("id_token_audiences", set()) & seen.get("access_token_audiences", set())
+    if both:
+        problems.append(f"source {name}: {', '.join(sorted(both))} is in both id_token_audiences and "
+                        "access_token_audiences; an ID token's audience is a client id, an access token's a "
+                        "resource server: keep them apart")
+    claims = settings.get("claims")
+    if claims is None:
+        return
+    if not isinstance(claims, dict):
+        problems.append(f"source {name}: claims must map {', '.join(CLAIM_FIELDS)}, roles to claim paths")
+        return
+    for field_name, path in claims.items():
+        if field_name == "roles":
+            if not isinstance(path, list) or not all(isinstance(p, str) and p.strip() for p in path):
+                problems.append(f"source {name}: claims.roles must be a list of claim paths")
+        elif field_name not in CLAIM_FIELDS:
+            problems.append(f"source {name}: claims.{field_name} is not one of "
+                            f"{', '.join((*CLAIM_FIELDS, 'roles'))}")
+        elif not (isinstance(path, str) and path.strip()) and not (path is None and field_name != "key"):
+            problems.append(f"source {name}: claims.{field_name} must be a claim path such as "
+                            "resource_access.crm.roles")

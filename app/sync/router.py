@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 
 from app.deps import DirectoryCaller
+from app.errors import InvalidRequest
 from app.errors_http import ERROR_RESPONSES
-from app.sync.schemas import ClaimsIn, ConfirmIn, EventsIn, LinkIn, SnapshotIn
+from app.sync.schemas import ClaimsIn, ClaimsOut, ConfirmIn, EventsIn, LinkIn, SnapshotIn
 
 router = APIRouter(prefix="/v1/sync", tags=["Identity sync"], responses=ERROR_RESPONSES)
 SourceName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
@@ -87,32 +88,57 @@ def link(system: SourceName, local_id: Annotated[str, PathParam(min_length=1, ma
                                    person_id=body.person_id, actor=caller.client_id, reason=body.reason)
 
 
-@router.post("/sources/{source}/claims", summary="A signed-in person's ID token, as evidence from the IdP")
+_CLAIMS_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: ERROR_RESPONSES[400] | {"description": (
+        "Not exactly one of `id_token` and `access_token`; no IdP configured (`ACCESSGOV_AUTH__ISSUER`); the "
+        "source names no audiences for this kind of token; the token lacks the source's key claim.")},
+    401: ERROR_RESPONSES[401] | {"description": (
+        "The caller's bearer token, or the token in the body (`details.token` names it), is not valid: its "
+        "`alg`, `typ`, signature, issuer, expiry or audience; the message says which. Nothing was changed.")},
+    404: ERROR_RESPONSES[400] | {"description": "No such sync source."},
+    409: ERROR_RESPONSES[400] | {"description": "Another run of the source is in progress; try again."},
+    422: ERROR_RESPONSES[400] | {"description": (
+        "`not_a_user_token`: a valid access token that names no signed-in person (client credentials: no `sub`, "
+        "or `sub` is the client); `invalid_snapshot`: the claims do not make a valid account. Nothing was changed.")},
+}
+
+
+@router.post("/sources/{source}/claims", response_model=ClaimsOut, responses=_CLAIMS_ERRORS,
+             summary="A signed-in person's ID token or access token, as evidence from the IdP")
 def claims(source: SourceName, body: ClaimsIn, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
-    """The token is verified against the IdP (issuer, signature, expiry, one of the source's
-    ``id_token_audiences``); its claims create or update the person's account in ``source`` (just in
-    time; a new person only if the source is master of people). Claims never grant anything."""
+    """The token is verified against the IdP: issuer, signature (JWKS), expiry, and by kind:
+
+    - `id_token`: an audience of the source's `id_token_audiences` (client ids), not an access token;
+    - `access_token`: `typ: at+jwt` (RFC 9068), an audience of the source's `access_token_audiences`
+      (resource servers), and a person's token: one of a client (client credentials) is refused (422).
+
+    Its claims (mapped by the source's `claims` in sources.yaml) create or update the person's account
+    in `source` just in time (a new person only if the source is master of people); claims the token
+    does not carry keep the account's values. The sign-in is recorded as the account's `last_login_at`.
+    Claims never grant anything: claimed roles are kept on the account as evidence."""
     services = request.app.state.services
     sync = services.sync
     config = sync.config.source(source)
-    verifier = _id_token_verifier(services, tuple(config.settings.get("id_token_audiences") or ()))
-    return sync.ingest_claims(source, verifier.verify(body.id_token), actor=caller.client_id)  # type: ignore[no-any-return]
+    kind, token = body.token()
+    audiences = tuple(config.settings.get(f"{kind}_audiences") or ())
+    if not audiences:
+        raise InvalidRequest(f"source {source} names no {kind}_audiences in sources.yaml: it accepts no {kind}s")
+    verified = _user_token_verifier(services).verify(kind, token, audiences)
+    return sync.ingest_claims(source, verified, actor=caller.client_id, kind=kind)  # type: ignore[no-any-return]
 
 
-def _id_token_verifier(services: Any, audiences: tuple[str, ...]) -> Any:
-    from app.auth.idtoken import IdTokenVerifier
+def _user_token_verifier(services: Any) -> Any:
+    """One verifier of people's tokens per app (its JWKS cached by kid, like the API's own)."""
+    from app.auth.idtoken import UserTokenVerifier
     from app.auth.verifier import OidcTokenVerifier
-    from app.errors import InvalidRequest
 
     auth = services.settings.auth
     if not auth.issuer:
-        raise InvalidRequest("no IdP is configured (ACCESSGOV_AUTH__ISSUER): ID tokens cannot be verified")
-    if not audiences:
-        raise InvalidRequest("the source names no id_token_audiences in sources.yaml")
-    cache = services.__dict__.setdefault("_id_token_verifiers", {})
-    if audiences not in cache:
+        raise InvalidRequest("no IdP is configured (ACCESSGOV_AUTH__ISSUER): tokens cannot be verified")
+    verifier = services.__dict__.get("_user_token_verifier")
+    if verifier is None:
         keys = OidcTokenVerifier(issuer=auth.issuer, audience=auth.audience, algorithms=auth.algorithms,
-                                 required_typ="jwt", min_refetch_seconds=auth.jwks_min_refetch_seconds,
+                                 required_typ=auth.required_typ, min_refetch_seconds=auth.jwks_min_refetch_seconds,
                                  leeway=auth.leeway_seconds)
-        cache[audiences] = IdTokenVerifier(keys, audiences, auth.leeway_seconds)
-    return cache[audiences]
+        verifier = services.__dict__.setdefault("_user_token_verifier", UserTokenVerifier(keys))
+    return verifier

@@ -1,10 +1,11 @@
-"""Request bodies of the sync API: a pushed snapshot, and an account link decision."""
+"""Request bodies of the sync API (a snapshot, events, an account link, a token), and the claims answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.directory.schemas import IsoTime
 from app.sync.canonical import Snapshot, SourceAccount, SourceAssignment, SourceDepartment, SourceRole
@@ -110,11 +111,111 @@ class ConfirmIn(BaseModel):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 
-class ClaimsIn(BaseModel):
-    """A signed-in person's ID token, from the company IdP."""
+Jwt = Annotated[str, StringConstraints(min_length=1, max_length=16_384)]
+_EXAMPLE_ID_JWT = (  # an example with a made-up signature
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNuIiwi"
+    "c3ViIjoidS1saW1pbmciLCJhdWQiOiJjb25zb2xlIiwiaWF0IjoxNzY0MDU3NjAwLCJleHAiOjE3NjQwNTgyMDAsIm5hbWUi"
+    "OiJcdTY3NGVcdTY2MGUiLCJlbXBsb3llZV9ubyI6IkUyMDAxIn0.c2lnbmF0dXJl"
+)
+_EXAMPLE_ACCESS_JWT = (  # an example with a made-up signature
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNu"
+    "Iiwic3ViIjoidS1saW1pbmciLCJhdWQiOiJodHRwczovL2NybS5leGFtcGxlLmNuL2FwaSIsImNsaWVudF9pZCI6ImNvbnNv"
+    "bGUiLCJzY29wZSI6ImNybS5yZWFkIiwiaWF0IjoxNzY0MDU3NjAwLCJleHAiOjE3NjQwNTgyMDAsImdyb3VwcyI6WyJzYWxl"
+    "cyJdfQ.c2lnbmF0dXJl"
+)
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-    id_token: Annotated[str, StringConstraints(min_length=1, max_length=16_384)]
+
+class ClaimsIn(BaseModel):
+    """A signed-in person's token from the company IdP: exactly one of ``id_token`` and ``access_token``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}}  # null is absent
+                  for name in ("id_token", "access_token")],
+        "examples": [{"id_token": _EXAMPLE_ID_JWT}, {"access_token": _EXAMPLE_ACCESS_JWT}]})
+    id_token: Jwt | None = Field(None, description=(
+        "An OIDC ID token: its `aud` one of the source's `id_token_audiences` (client ids), not `typ: at+jwt`."))
+    access_token: Jwt | None = Field(None, description=(
+        "A person's JWT access token (RFC 9068, `typ: at+jwt`): its `aud` one of the source's "
+        "`access_token_audiences` (resource servers), its `sub` a user, not a client (client credentials)."))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClaimsIn:
+        if (self.id_token is None) == (self.access_token is None):
+            raise ValueError("send exactly one of id_token and access_token")
+        return self
+
+    def token(self) -> tuple[Literal["id_token", "access_token"], str]:
+        """Which kind of token was sent, and the token."""
+        if self.access_token is not None:
+            return "access_token", self.access_token
+        assert self.id_token is not None
+        return "id_token", self.id_token
+
+
+class ClaimsLink(BaseModel):
+    """How the account is linked to its person."""
+
+    state: str = Field(description="`auto`, `confirmed` (by an admin) or `broken`.")
+    method: str | None = Field(description="`employee_no`, `mobile`, `email`, `created` (a new person), `admin`.")
+    evidence: dict[str, Any]
+
+
+class ClaimsAccount(BaseModel):
+    """The person's account in the source, after the sign-in."""
+
+    system: str
+    local_id: str = Field(description="The account key: the token's `key` claim (`sub`).")
+    person_id: str | None = Field(description="The person it is linked to; null: an orphan.")
+    status: str
+    last_login_at: datetime | None = Field(description="The latest sign-in recorded (UTC).")
+    claimed_roles: list[str] = Field(description="The roles the tokens claimed: evidence for the audit, never a grant.")
+    link: ClaimsLink
+
+
+class ClaimsRunError(BaseModel):
+    """A record the run could not apply in full."""
+
+    kind: str
+    key: str
+    message: str
+
+
+class ClaimsRun(BaseModel):
+    """The sync run that applied the claims."""
+
+    id: int
+    source: str
+    trigger: str
+    actor: str
+    status: str
+    version: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    message: str | None
+    errors: list[ClaimsRunError]
+
+
+class ClaimsOut(BaseModel):
+    """What the claims did."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "applied", "token": "access_token", "signed_in_at": "2026-11-25T08:00:00Z",
+        "run": {"id": 42, "source": "idp", "trigger": "push", "actor": "crm-backend", "status": "applied",
+                "version": None, "started_at": "2026-11-25T08:00:01Z", "finished_at": "2026-11-25T08:00:01Z",
+                "counts": {"created": 1, "linked": 1}, "message": None, "errors": []},
+        "account": {"system": "idp", "local_id": "u-liming", "person_id": "P00177", "status": "active",
+                    "last_login_at": "2026-11-25T08:00:00Z", "claimed_roles": ["sales_rep", "employee"],
+                    "link": {"state": "auto", "method": "employee_no",
+                             "evidence": {"matched": "employee_no", "value": "E2001", "run": 42}}},
+    }]})
+    status: Literal["applied", "unchanged", "failed"] = Field(description=(
+        "`applied`: the account was created or changed (see `run`); `unchanged`: it already said this, only "
+        "the sign-in was recorded; `failed`: the run was rolled back, nothing changed (`run.message`)."))
+    token: Literal["id_token", "access_token"]
+    signed_in_at: datetime = Field(description="This sign-in: the token's `iat`, never later than now (UTC).")
+    run: ClaimsRun | None = Field(None, description="The run that applied the claims; null when unchanged.")
+    account: ClaimsAccount | None = Field(description="Null only when a new account's run failed.")
 
 
 class AccountUpsert(BaseModel):

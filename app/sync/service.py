@@ -204,26 +204,43 @@ class SyncService:
             run_id = self._start(source, "events", actor, None)
             return self._apply(run_id, snap, confirm=True)
 
-    def ingest_claims(self, source: str, claims: dict[str, Any], *, actor: str) -> dict[str, Any]:
-        """A signed-in person's verified claims, applied as a one-account partial snapshot of ``source``.
+    def ingest_claims(self, source: str, claims: dict[str, Any], *, actor: str,
+                      kind: str = "id_token") -> dict[str, Any]:
+        """A signed-in person's verified claims (of an ID token or an access token), applied as a
+        one-account partial snapshot of ``source``, and the sign-in recorded (``last_login_at``).
 
-        Nothing is written (no run) when the account already says exactly this.
+        Claims the token does not carry keep the account's values.  When the account already says
+        exactly this, no run is made: only the sign-in time is written (``unchanged``).
         """
-        from app.sync.claims import claims_snapshot
+        from app.sync.claims import claims_snapshot, read_claims, sign_in_time
 
         config = self.config.source(source)
-        snap = claims_snapshot(source, claims, config.settings.get("claims"))
-        account = snap.accounts[0]
+        claimed = read_claims(claims, config.settings.get("claims"))
+        where = (Account.system == source, Account.local_id == claimed.key)
         with self._factory() as session:
-            row = session.scalars(select(Account).where(Account.system == source,
-                                                        Account.local_id == account.key)).first()
-            if row is not None and _same(row, account):
-                return {"status": "unchanged", "account": account_json(row)}
+            row = session.scalars(select(Account).where(*where)).first()
+            stored = _claims_view(row) if row is not None else None
+            signed_in_at = sign_in_time(claimed, datetime.now(UTC))
+            last = max(signed_in_at, row.last_login_at) if row is not None and row.last_login_at else signed_in_at
+            snap = claims_snapshot(source, claimed, stored, last)
+            try:
+                cleaned: SourceAccount | None = check_snapshot(snap, self.max_rows)[0].accounts[0]  # as stored
+            except InvalidSnapshot:
+                cleaned = None  # the push below records the rejected run and says why
+            same = row is not None and cleaned is not None and _same(row, cleaned)
+        if same:
+            with transaction(self._factory) as session:
+                session.execute(update(Account).where(
+                    *where, Account.last_login_at.is_(None) | (Account.last_login_at < signed_in_at))
+                    .values(last_login_at=signed_in_at, updated_at=Account.updated_at))  # a sign-in, not an edit
+                row = session.scalars(select(Account).where(*where)).one()
+                return {"status": "unchanged", "token": kind, "signed_in_at": _iso(signed_in_at),
+                        "account": _claims_account_json(row)}
         run = self.push(snap, actor=actor, confirm=True)
         with self._factory() as session:
-            row = session.scalars(select(Account).where(Account.system == source,
-                                                        Account.local_id == account.key)).one()
-            return {"status": run["status"], "run": run, "account": account_json(row)}
+            row = session.scalars(select(Account).where(*where)).first()  # none when a new account's run failed
+            return {"status": run["status"], "token": kind, "signed_in_at": _iso(signed_in_at), "run": run,
+                    "account": _claims_account_json(row) if row is not None else None}
 
     # -- run log -------------------------------------------------------------------------------
 
@@ -331,12 +348,33 @@ class SyncService:
 
 
 def _same(row: Account, a: SourceAccount) -> bool:
-    """Does the stored account already say what ``a`` says (the claims' evidence included)?"""
+    """Does the stored account already say what ``a`` says (the claims' evidence included; the
+    sign-in time aside)?"""
     attrs = row.attributes or {}
     return (row.display_name, row.status, row.employee_no, row.mobile, row.email, attrs.get("login"),
-            attrs.get("departments"), attrs.get("claimed_roles")) == (
+            attrs.get("departments"), attrs.get("claimed_roles"), attrs.get("claimed_role_claims") or {}) == (
         a.name, a.status, a.employee_no, a.mobile, a.email, a.login, list(a.department_keys),
-        a.raw.get("claimed_roles"))
+        a.raw.get("claimed_roles"), a.raw.get("claimed_role_claims") or {})
+
+
+def _claims_view(row: Account) -> dict[str, Any]:
+    """What an account says now, for claims a token leaves out."""
+    attrs = row.attributes or {}
+    return {"name": row.display_name, "login": attrs.get("login"), "email": row.email, "mobile": row.mobile,
+            "employee_no": row.employee_no, "departments": attrs.get("departments") or [],
+            "claimed_roles": attrs.get("claimed_roles") or [],
+            "claimed_role_claims": attrs.get("claimed_role_claims") or {}}
+
+
+def _claims_account_json(row: Account) -> dict[str, Any]:
+    return account_json(row) | {"last_login_at": _iso(row.last_login_at),
+                                "claimed_roles": list((row.attributes or {}).get("claimed_roles") or [])}
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def run_json(run: SyncRun) -> dict[str, Any]:

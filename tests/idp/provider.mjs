@@ -20,7 +20,7 @@ console.log = console.error; // eslint-disable-line no-console
 const DEFAULT_CONSOLE_REDIRECT_URI = 'http://127.0.0.1:9/callback';
 const DEFAULT_API_TTL = 300;
 // Fixture keys that describe our policy, not OIDC client metadata.
-const NON_METADATA_KEYS = ['api_scopes', 'access_token_ttl', 'redirect_uris_from_cli'];
+const NON_METADATA_KEYS = ['api_scopes', 'access_token_ttl', 'redirect_uris_from_cli', 'resource_scopes'];
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 function parseCli(argv) {
@@ -52,9 +52,16 @@ function loadFixture(path) {
     if (!(key in fixture)) throw new Error(`fixture ${path} lacks "${key}"`);
   }
   const known = new Set(fixture.api_scopes);
+  const servers = new Map((fixture.resource_servers ?? []).map((server) => [server.indicator, server]));
   for (const client of fixture.clients) {
     const unknown = (client.api_scopes ?? []).filter((scope) => !known.has(scope));
     if (unknown.length) throw new Error(`client ${client.client_id}: unknown api_scopes ${unknown}`);
+    for (const [indicator, scopes] of Object.entries(client.resource_scopes ?? {})) {
+      const server = servers.get(indicator);
+      if (!server) throw new Error(`client ${client.client_id}: unknown resource ${indicator}`);
+      const stray = scopes.filter((scope) => !(server.scopes ?? []).includes(scope));
+      if (stray.length) throw new Error(`client ${client.client_id}: ${indicator} has no scopes ${stray}`);
+    }
   }
   return fixture;
 }
@@ -74,29 +81,65 @@ function clientMetadata(fixture, consoleRedirectUris) {
   });
 }
 
-// The API is the only resource server. A client gets only the API scopes the fixture lists for
-// it: oidc-provider silently drops any requested scope missing from the returned `scope`.
+// Resource servers: the accessgov API (`api_audience`: client_credentials tokens of the backends),
+// and the user-facing APIs of `resource_servers` (the CRM's, the OA's), whose JWT access tokens a
+// signed-in person's client gets in the code flow with `resource=` (RFC 8707) and which carry that
+// person's claims (`extraTokenClaims`). A client gets only the scopes the fixture lists for it
+// (`api_scopes`, `resource_scopes`): oidc-provider silently drops any requested scope missing from
+// the returned `scope`, and a resource the client is not listed for is `invalid_target`.
 function resourceIndicators(fixture) {
   const entries = new Map(fixture.clients.map((entry) => [entry.client_id, entry]));
+  const servers = new Map((fixture.resource_servers ?? []).map((server) => [server.indicator, server]));
   return {
     enabled: true,
     // client_credentials without `resource=` targets the API; the code flow keeps the default
-    // (no resource), so its access token is for userinfo and user claims come in the ID token.
+    // (no resource), so its access token is for userinfo unless the client names a resource.
     defaultResource: async (ctx, client, oneOf) => (
       ctx.oidc.params?.grant_type === 'client_credentials' ? fixture.api_audience : oneOf
     ),
     useGrantedResource: async () => false,
     getResourceServerInfo: async (ctx, indicator, client) => {
-      if (indicator !== fixture.api_audience) throw new errors.InvalidTarget();
       const entry = entries.get(client.clientId) ?? {};
+      if (indicator === fixture.api_audience) {
+        return {
+          scope: (entry.api_scopes ?? []).join(' '),
+          audience: fixture.api_audience,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: entry.access_token_ttl ?? fixture.api_access_token_ttl ?? DEFAULT_API_TTL,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      }
+      const server = servers.get(indicator);
+      const scopes = entry.resource_scopes?.[indicator];
+      if (!server || !scopes) throw new errors.InvalidTarget();
       return {
-        scope: (entry.api_scopes ?? []).join(' '),
-        audience: fixture.api_audience,
+        scope: scopes.join(' '),
+        audience: indicator,
         accessTokenFormat: 'jwt',
-        accessTokenTTL: entry.access_token_ttl ?? fixture.api_access_token_ttl ?? DEFAULT_API_TTL,
+        accessTokenTTL: server.access_token_ttl ?? DEFAULT_API_TTL,
         jwt: { sign: { alg: 'RS256' } },
       };
     },
+  };
+}
+
+// A signed-in person's JWT access token for a user-facing resource server carries the claims that
+// server lists (`user_claims`, from the account's `claims` and `access_token_claims`), like an IdP's
+// access-token claim mappers (Keycloak puts `realm_access` / `resource_access` roles there). Client
+// credentials tokens (no account) get none: their `sub` is the client id.
+function extraTokenClaimsFn(fixture) {
+  const bySub = new Map(fixture.accounts.map((account) => [account.claims.sub, account]));
+  const servers = new Map((fixture.resource_servers ?? []).map((server) => [server.indicator, server]));
+  return async (ctx, token) => {
+    const server = servers.get(token.resourceServer?.identifier());
+    const account = token.accountId ? bySub.get(token.accountId) : undefined;
+    if (!server || !account) return undefined;
+    const available = { ...account.claims, ...(account.access_token_claims ?? {}) };
+    const out = {};
+    for (const name of server.user_claims ?? []) {
+      if (name in available && name !== 'sub') out[name] = available[name];
+    }
+    return out;
   };
 }
 
@@ -120,6 +163,7 @@ function providerConfig({ fixture, consoleRedirectUris, signingKey, cookieKeys }
     jwks: { keys: [signingKey] },
     cookies: { keys: cookieKeys },
     findAccount: findAccountFn(fixture),
+    extraTokenClaims: extraTokenClaimsFn(fixture),
     // Custom claims ride on `openid` so every login carries them, like an IdP claim mapper would.
     claims: {
       openid: ['sub', 'employee_no', 'department', 'crm_roles', 'oa_roles', 'groups'],
