@@ -17,6 +17,7 @@ from app.audits.service import AuditService
 from app.auth.verifier import CompositeVerifier, DevTokenVerifier, OidcTokenVerifier, TokenVerifier
 from app.authz.directory import StateHolder
 from app.config import Environment, Settings
+from app.console.security import ConsoleSecurityHeaders
 from app.db import make_engine, make_sessionmaker
 from app.decisions.fastpath import DecisionFastPath
 from app.decisions.recorder import DbDecisionRecorder, DecisionRecorder, NullDecisionRecorder
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.add_middleware(BodyGuard, large_paths=("/v1/sync/sources/",), large_bytes=settings.sync.max_body_mb << 20)
+    app.add_middleware(ConsoleSecurityHeaders)
     if fast_path:  # added last: the outermost of the middleware (only FastAPI's error and telemetry layers outside)
         app.add_middleware(DecisionFastPath)
     install_error_handlers(app)
@@ -199,6 +201,7 @@ def _document_bodies(app: FastAPI) -> None:
 
 def _include_routers(app: FastAPI) -> None:
     from app.audits.router import router as audit_router
+    from app.console.router import router as console_router
     from app.decisions.ext_router import router as ext_router
     from app.decisions.router import router as authzen_router
     from app.directory.router import router as directory_router
@@ -208,7 +211,7 @@ def _include_routers(app: FastAPI) -> None:
     from app.sync.router import router as sync_router
 
     for r in (authzen_router, ext_router, directory_router, policy_router, sync_router, scim_router, audit_router,
-              ops_router):
+              ops_router, console_router):
         app.include_router(r)
 
 

@@ -137,3 +137,73 @@ def session_factory(db_url: str) -> Iterator[object]:
     engine = make_engine(db_url)
     yield make_sessionmaker(engine)
     engine.dispose()
+
+
+# -- the console (app/console): its own test IdP client, people with duties, a reserved socket ------
+
+CONSOLE_CLIENT = "accessgov-console"
+CONSOLE_TEST_BASE = "http://testserver"  # TestClient's origin: the console's redirect URI for TestClient tests
+CONSOLE_SECRET_KEY = "console-test-key-" + "k" * 24
+# person id, IdP login, sub, name, employee no., duties, linked by ("account": an idp account, "subject": idp_subject)
+CONSOLE_PEOPLE = [
+    ("P901", "sunli", "u-console-secadmin", "孙丽", "C9001", ["console_security_admin"], "account"),
+    ("P902", "zhouqiang", "u-console-auditor", "周强", "C9002", ["console_auditor"], "subject"),
+    ("P903", "wugang", "u-console-sysadmin", "吴刚", "C9003", ["console_system_admin"], "account"),
+    ("P904", "zhengjie", "u-console-noduty", "郑洁", "C9004", [], "account"),
+    ("P905", "fengtao", "u-console-twoduties", "冯涛", "C9005", ["console_security_admin", "console_auditor"],
+     "account"),
+]
+
+
+def seed_console_people(session: object) -> None:
+    """The console's people in the root department, with their duties granted company-wide (the two-duty
+    person's second grant is written directly, as a source mapping would: the grant service refuses it)."""
+    from sqlalchemy import select as _select
+
+    from app.directory.models import Account, Department, Grant, Person
+
+    root = min(session.scalars(_select(Department)), key=lambda d: (d.path.count("/"), d.path))  # type: ignore[attr-defined]
+    for pid, _login, sub, name, employee_no, duties, link in CONSOLE_PEOPLE:
+        session.add(Person(id=pid, name=name, employee_no=employee_no, department_id=root.id, status="active",  # type: ignore[attr-defined]
+                           idp_subject=sub if link == "subject" else None))
+        session.flush()  # type: ignore[attr-defined]
+        if link == "account":
+            session.add(Account(system="idp", local_id=sub, person_id=pid, status="active", display_name=name,  # type: ignore[attr-defined]
+                                employee_no=employee_no, link_method="admin"))
+        for role in ["employee", *duties]:
+            session.add(Grant(person_id=pid, role=role, department_id=None, include_subtree=False,  # type: ignore[attr-defined]
+                              source_system="manual", granted_by="test", reason="console test duty"))
+
+
+@pytest.fixture(scope="session")
+def console_socket() -> Iterator[object]:
+    """A socket bound now (port 0) so the IdP can learn the browser tests' exact redirect URI first."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def console_idp(console_socket: object) -> Iterator[object]:
+    """A test IdP whose console clients redirect to TestClient's origin and to the reserved socket."""
+    from tests.support.idp_fixture import serve_idp
+
+    port = console_socket.getsockname()[1]  # type: ignore[attr-defined]
+    yield from serve_idp([f"{CONSOLE_TEST_BASE}/console/auth/callback", f"http://127.0.0.1:{port}/console/auth/callback"])
+
+
+def console_env(monkeypatch: pytest.MonkeyPatch, issuer: str, **extra: str) -> None:
+    """ACCESSGOV_CONSOLE__* for one IdP named `test` (the console reads them on first use)."""
+    import json
+
+    idps = [{"name": "test", "display_name": "测试 IdP", "issuer": issuer, "client_id": CONSOLE_CLIENT,
+             "client_secret": "accessgov-console-test-secret", "scopes": ["openid", "profile", "email"]}]
+    monkeypatch.setenv("ACCESSGOV_CONSOLE__IDPS", json.dumps(idps))
+    monkeypatch.setenv("ACCESSGOV_CONSOLE__SECRET_KEY", CONSOLE_SECRET_KEY)
+    monkeypatch.setenv("ACCESSGOV_CONSOLE__BASE_URL", extra.pop("base_url", CONSOLE_TEST_BASE))
+    for key, value in extra.items():
+        monkeypatch.setenv(f"ACCESSGOV_CONSOLE__{key.upper()}", value)

@@ -24,7 +24,7 @@ from app.errors import InvalidPolicy
 BUNDLE_FILES = ("model.conf", "rules.csv", "field_rules.csv", "fields.yaml", "resources.yaml", "roles.yaml")
 LEVELS = ("hidden", "masked", "visible")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_TYPE_RE = re.compile(r"^(crm|oa)\.[a-z][a-z_]*$")
+_TYPE_RE = re.compile(r"^(accessgov|crm|oa)\.[a-z][a-z_]*$")  # accessgov.*: its own console
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +296,7 @@ def _parse_resources(text: str, problems: list[str]) -> dict[str, ResourceType]:
     for name, spec in (data.get("resource_types") or {}).items():
         where = f"resources.yaml: {name}"
         if not _TYPE_RE.match(str(name)) or not isinstance(spec, dict):
-            problems.append(f"{where}: resource types are named <crm|oa>.<name> and map to a table")
+            problems.append(f"{where}: resource types are named <accessgov|crm|oa>.<name> and map to a table")
             continue
         actions = tuple(spec.get("actions") or ())
         write = tuple(spec.get("write_actions") or ())

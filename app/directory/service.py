@@ -13,6 +13,9 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.policy.models import Change
 from app.policy.service import PolicyService
 
+# The console's three duties (等保 2.0 三员): one person holds at most one of them (policies/sod.yaml).
+CONSOLE_DUTIES = ("console_auditor", "console_security_admin", "console_system_admin")
+
 
 class GrantService:
     """Creates and revokes grants and delegations, then refreshes the decision state."""
@@ -44,6 +47,7 @@ class GrantService:
                 raise InvalidRequest(f"unknown role {role!r}")
             if department_id is not None and session.get(Department, department_id) is None:
                 raise InvalidRequest(f"unknown department {department_id!r}")
+            _refuse_second_duty(session, person_id, role)
             grant = Grant(person_id=person_id, role=role, department_id=department_id,
                           include_subtree=include_subtree, source_system=source_system, granted_by=actor,
                           reason=reason, valid_from=valid_from, valid_until=valid_until)
@@ -98,6 +102,24 @@ class GrantService:
                                reason=reason, details={"from": from_person_id, "to": to_person_id, "role": role}))
         self._policy.live.catch_up()
         return delegation
+
+
+def held_duties(session: Session, person_id: str) -> list[str]:
+    """The console duties a person holds through grants in force now (sorted, no repeats)."""
+    now = utcnow()
+    rows = session.scalars(select(Grant.role).where(
+        Grant.person_id == person_id, Grant.role.in_(CONSOLE_DUTIES), Grant.revoked_at.is_(None),
+        Grant.suspended_at.is_(None), (Grant.valid_until.is_(None)) | (Grant.valid_until > now)))
+    return sorted(set(rows))
+
+
+def _refuse_second_duty(session: Session, person_id: str, role: str) -> None:
+    if role not in CONSOLE_DUTIES:
+        return
+    other = [duty for duty in held_duties(session, person_id) if duty != role]
+    if other:
+        raise Conflict(f"{person_id} already holds the console duty {other[0]}; one person holds one of "
+                       f"{', '.join(CONSOLE_DUTIES)} (separation of duties)")
 
 
 def get_person_or_raise(session: Session, person_id: str) -> Person:

@@ -20,7 +20,7 @@ console.log = console.error; // eslint-disable-line no-console
 const DEFAULT_CONSOLE_REDIRECT_URI = 'http://127.0.0.1:9/callback';
 const DEFAULT_API_TTL = 300;
 // Fixture keys that describe our policy, not OIDC client metadata.
-const NON_METADATA_KEYS = ['api_scopes', 'access_token_ttl', 'redirect_uris_from_cli', 'resource_scopes'];
+const NON_METADATA_KEYS = ['api_scopes', 'access_token_ttl', 'redirect_uris_from_cli', 'resource_scopes', 'post_logout_path', '_comment'];
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 function parseCli(argv) {
@@ -76,6 +76,10 @@ function clientMetadata(fixture, consoleRedirectUris) {
   return fixture.clients.map((entry) => {
     const metadata = { ...entry };
     if (entry.redirect_uris_from_cli) metadata.redirect_uris = consoleRedirectUris;
+    // RP-initiated logout returns to `post_logout_path` on the origin of each CLI redirect URI.
+    if (entry.redirect_uris_from_cli && entry.post_logout_path) {
+      metadata.post_logout_redirect_uris = consoleRedirectUris.map((uri) => new URL(entry.post_logout_path, uri).href);
+    }
     for (const key of NON_METADATA_KEYS) delete metadata[key];
     return metadata;
   });
