@@ -229,12 +229,102 @@ def sync_runs(source: str | None, limit: int) -> None:
                    f"{json.dumps(r['counts'], ensure_ascii=False)}")
 
 
+@main.group("audit")
+def audit_group() -> None:
+    """The access audit and its tamper-evident trail."""
+
+
+class _CannotRun(click.ClickException):
+    """The command could not do its work at all (exit 2: not the same as problems found, exit 1)."""
+
+    exit_code = 2
+
+
+def _trail_engine() -> Any:
+    from app.db import make_engine
+
+    return make_engine(_settings().database_url)
+
+
+@audit_group.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(as_json: bool) -> None:
+    """Check the trail's hash chain and re-hash every sealed record: exit 0 intact, 1 problems found, 2 not run.
+
+    Each problem names the table and the record's id (or the trail entry's seq) and what is wrong:
+    edited, deleted (with its neighbours), inserted, reordered, unsealed.  Keep the printed head hash
+    somewhere else (a log, a ticket): a chain rewritten whole from an old entry on is caught only by
+    comparing it with such an anchor.
+    """
+    from audit.trail import verify
+
+    engine = _trail_engine()
+    try:
+        with engine.connect() as conn:
+            report = verify(conn)
+    except Exception as exc:
+        raise _CannotRun(f"the audit trail could not be verified: {exc}") from exc
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        status = "OK" if report.ok else f"{len(report.problems) + report.more_problems} PROBLEM(S)"
+        click.echo(f"audit trail: {status}: {report.entries:,} entries from seq {report.retained_from},"
+                   f" {report.records:,} records re-hashed in {report.seconds:.1f} s")
+        click.echo(f"head: seq {report.head_seq} hash {report.head_hash}")
+        for p in report.problems:
+            click.echo(f"  {p.where()}: {p.what}")
+        if report.more_problems:
+            click.echo(f"  ... and {report.more_problems} more")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit_group.command("purge")
+@click.option("--before", default=None, metavar="ISO-DATE",
+              help="Purge what was sealed before this time (default and latest: the retention, in days, ago).")
+def audit_purge(before: str | None) -> None:
+    """Delete decision records and their trail entries older than the retention (at least 180 days).
+
+    The purge is itself recorded in the trail (a retention entry), so verify still passes.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from audit.trail import purge
+
+    settings = _settings()
+    days = settings.audit.retention_days
+    now = datetime.now(UTC)
+    try:
+        cutoff = datetime.fromisoformat(before) if before else now - timedelta(days=days)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO date or time: {before}", param_hint="--before") from exc
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=UTC)
+    engine = _trail_engine()
+    try:
+        with engine.begin() as conn:
+            result = purge(conn, before=cutoff, retention_days=days, now=now, actor="cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        raise _CannotRun(f"the purge failed, nothing was deleted: {exc}") from exc
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(result.as_dict(), indent=2))
+
+
 def _prepare(settings: Settings, *, import_if_empty: bool):  # type: ignore[no-untyped-def]
     from app.main import build_services
     from app.migrate import upgrade
+    from audit import trail
 
     services = build_services(settings)
     upgrade(services.factory.kw["bind"])
+    trail.start(services.factory.kw["bind"])  # before anything is sealed: adopt a pre-trail database, protect
     if import_if_empty:
         with services.factory() as session:
             empty = services.policy.active_version(session) is None

@@ -80,8 +80,49 @@ def _json_dumps(value: Any) -> str:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """The session factory every service receives."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """The session factory every service receives (its sessions seal new change rows into the audit trail)."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    event.listen(factory, "after_flush", _note_sealed_rows)
+    event.listen(factory, "before_commit", _seal_rows)
+    event.listen(factory, "after_transaction_end", _forget_sealed_rows)
+    return factory
+
+
+# -- the audit trail: rows added through the ORM to these tables are sealed in the same transaction --
+
+SEALED_TABLES = {"changes": "change"}  # table -> the trail entry's kind (one entry per row)
+_PENDING = "accessgov.trail.pending"
+
+
+def _note_sealed_rows(session: Session, _context: Any) -> None:
+    """After a flush: remember the new rows of sealed tables (their ids are known now)."""
+    for obj in session.new:
+        table = getattr(obj, "__tablename__", None)
+        if table in SEALED_TABLES:
+            session.info.setdefault(_PENDING, []).append((table, obj.id))
+
+
+def _seal_rows(session: Session) -> None:
+    """Before commit: flush what is pending, then seal the remembered rows (one trail entry each, under
+    the trail head's lock, taken last so that it is held only until the commit)."""
+    session.flush()
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    from audit import trail
+
+    by_table: dict[str, list[Any]] = {}
+    for table, ref in pending:
+        by_table.setdefault(table, []).append(ref)
+    conn = session.connection()
+    for table, refs in by_table.items():
+        trail.append_each(conn, kind=SEALED_TABLES[table], source_table=table, refs=sorted(set(refs)),
+                          skip_missing=True)
+
+
+def _forget_sealed_rows(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (a rollback drops its rows too)
+        session.info.pop(_PENDING, None)
 
 
 @contextmanager

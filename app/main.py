@@ -148,6 +148,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from audit import trail
+
+        trail.start(services.factory.kw["bind"])  # adopt a pre-trail database; append-only triggers (PostgreSQL)
         services.recorder.start()
         try:
             services.policy.reload()
@@ -168,8 +171,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "API 1.0, field visibility, list filters, explanations and effective permissions.",
     )
     app.state.services = services
+    app.add_middleware(ConsoleSecurityHeaders)  # inside the body guard: only /console/ responses get its headers
     app.add_middleware(BodyGuard, large_paths=("/v1/sync/sources/",), large_bytes=settings.sync.max_body_mb << 20)
-    app.add_middleware(ConsoleSecurityHeaders)
     if fast_path:  # added last: the outermost of the middleware (only FastAPI's error and telemetry layers outside)
         app.add_middleware(DecisionFastPath)
     install_error_handlers(app)

@@ -74,7 +74,9 @@ class Catalog:
     @classmethod
     def from_files(cls, files: Mapping[str, str]) -> Catalog:
         """Read resources.yaml and fields.yaml of a bundle."""
-        res = yaml.safe_load(files["resources.yaml"])["resource_types"]
+        # CRM and OA record types only (accessgov.console is the console's own: no records to ask about)
+        res = {k: v for k, v in yaml.safe_load(files["resources.yaml"])["resource_types"].items()
+               if k in RECORD_PROPS}
         sens = yaml.safe_load(files["fields.yaml"])["sensitive_fields"]
         return cls({k: list(v["actions"]) for k, v in res.items()},
                    {k: list(v.get("write_actions") or []) for k, v in res.items()},

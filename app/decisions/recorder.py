@@ -13,6 +13,14 @@ database driver without the ORM: one ``executemany`` in one transaction on SQLit
 PostgreSQL, plus one ``executemany`` that folds the batch into the usage aggregate.  This keeps
 the writer thread's share of the process's interpreter lock small (most of the work is in C, and
 SQLite and PostgreSQL release the lock while they work), so it does not hold up answers.
+
+Each transaction also seals its rows into the audit trail (``audit.trail``): the rows are hashed
+(sorted by id) before the database is touched, then, under the trail head's lock, they are written
+with ``seal`` = the new entry's seq, and the entry goes in beside them.  The same transaction folds
+the fields that came back ``visible`` or ``masked`` into ``field_usage`` (every non-hidden field the
+caller asked about: only the resource type's declared fields can be non-hidden).  Locks are taken in
+one order, usage rows, field-usage rows, then the head, so writers in several processes never
+deadlock, and the head is held only for the rows' insert.
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
@@ -32,12 +41,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
+from audit import trail
 
 log = logging.getLogger(__name__)
 
-# The columns of ``decision_log`` in the order of a LogRow.
+# The columns of ``decision_log`` in the order of a LogRow (the trail's canonical order too).
 COLUMNS = ("id", "at", "caller", "subject", "person_id", "action", "resource_type", "resource_id", "allowed",
            "policy_version", "reason", "fields")
+if trail.DECISION_LOG.columns != COLUMNS:  # the trail hashes LogRow tuples by position
+    raise RuntimeError("audit.trail.DECISION_LOG must list the decision log's columns in LogRow order")
+SEALED_COLUMNS = (*COLUMNS, "seal")
 # id, at (aware UTC), caller, subject, person_id, action, resource_type, resource_id, allowed,
 # policy_version, reason (JSON text), fields (JSON text)
 LogRow = tuple[str, datetime, str, str, str | None, str, str, str | None, bool, str, str, str]
@@ -241,23 +254,31 @@ def write_batch(factory: sessionmaker[Session], entries: Sequence[DecisionEntry]
     write_rows(factory.kw["bind"], [e.row() for e in entries])
 
 
-def write_rows(engine: Engine, rows: Sequence[LogRow]) -> None:
-    """Insert log rows and fold them into the usage aggregate, in one transaction, through the driver."""
+def write_rows(engine: Engine, rows: Sequence[LogRow], *, seal: bool = True) -> None:
+    """Insert log rows, fold them into the usage aggregates and seal them into the audit trail, in one
+    transaction, through the driver.  ``seal=False`` only for benchmarks: unsealed rows are findings
+    of ``accessgov audit verify``."""
     if not rows:
         return
+    hashes: list[bytes] | None = None
+    if seal:  # hashed before the database is touched: the trail's head is held only for the insert
+        rows = sorted(rows, key=_BY_ID)
+        hashes = trail.decision_hashes(rows)
     usage = _usage_rows(rows)
+    fields = _field_usage_rows(rows)
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
         try:
             if engine.dialect.name == "postgresql":
-                _write_postgres(cur, rows, usage)
+                _write_postgres(cur, conn.info, rows, usage, fields, hashes)
             else:
-                _write_sqlite(cur, rows, usage)
+                _write_sqlite(cur, rows, usage, fields, hashes)
         finally:
             cur.close()
         conn.commit()
     except BaseException:
+        conn.info.pop(_PG_FOLD_READY, None)
         try:
             conn.rollback()
         except Exception:  # the connection is gone: the original error is what matters
@@ -267,6 +288,20 @@ def write_rows(engine: Engine, rows: Sequence[LogRow]) -> None:
         conn.close()
 
 
+_BY_ID = itemgetter(0)
+
+
+def _seal_entry(cur: Any, pg: bool, rows: Sequence[LogRow],
+                hashes: list[bytes] | None) -> tuple[trail.Head | None, trail.Entry | None]:
+    """Lock the trail's head and make the entry sealing ``rows`` (sorted by id)."""
+    if hashes is None:
+        return None, None
+    head = trail.lock_head(cur, pg)
+    entry = trail.next_entry(head, kind=trail.DECISIONS, source_table="decision_log", ref_first=rows[0][0],
+                             ref_last=rows[-1][0], hashes=hashes)
+    return head, entry
+
+
 # SQLite: many rows per INSERT (multi-row VALUES).  The writer thread gives up the interpreter lock
 # while SQLite works and, each time it wants it back, may wait for the request thread (up to the
 # switch interval): with one statement per ROWS_PER_STATEMENT rows instead of one per row, it asks a
@@ -274,12 +309,19 @@ def write_rows(engine: Engine, rows: Sequence[LogRow]) -> None:
 # Under batch load the loop thread always holds the lock, so those waits bound the writer: with 100
 # rows per statement the log fell behind at ~60,000 decisions/s (backpressure); with 1,000 it kept up
 # to 73,000-77,000 (demo, 2 workers; 2,000 gained nothing more).
-ROWS_PER_STATEMENT = 1000  # 12,000 parameters, well under SQLite's 32,766
+ROWS_PER_STATEMENT = 1000  # 13,000 parameters (12 columns and the seal), well under SQLite's 32,766
 _USAGE_COLUMNS = "person_id, resource_type, action, count, allows, denies, first_used, last_used"
 _USAGE_CONFLICT = (" ON CONFLICT (person_id, resource_type, action) DO UPDATE SET count = usage.count + excluded.count,"
                    " allows = usage.allows + excluded.allows, denies = usage.denies + excluded.denies,")
 _SQLITE_USAGE_CONFLICT = (_USAGE_CONFLICT + " first_used = min(usage.first_used, excluded.first_used),"
                           " last_used = max(usage.last_used, excluded.last_used)")
+_FIELD_USAGE_COLUMNS = "person_id, resource_type, field, count, first_used, last_used"
+_FIELD_USAGE_CONFLICT = (" ON CONFLICT (person_id, resource_type, field) DO UPDATE SET"
+                         " count = field_usage.count + excluded.count,")
+_SQLITE_FIELD_USAGE_CONFLICT = (_FIELD_USAGE_CONFLICT
+                                + " first_used = min(field_usage.first_used, excluded.first_used),"
+                                  " last_used = max(field_usage.last_used, excluded.last_used)")
+_SQLITE_CONFLICT = {"usage": _SQLITE_USAGE_CONFLICT, "field_usage": _SQLITE_FIELD_USAGE_CONFLICT}
 _STATEMENTS: dict[tuple[str, int], str] = {}
 
 
@@ -289,8 +331,7 @@ def _sqlite_insert(table: str, columns: str, width: int, rows: int) -> str:
     if sql is None:
         one = "(" + ", ".join("?" * width) + ")"
         sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * rows)  # noqa: S608 - constants
-        if table == "usage":
-            sql += _SQLITE_USAGE_CONFLICT
+        sql += _SQLITE_CONFLICT.get(table, "")
         _STATEMENTS[key] = sql
     return sql
 
@@ -301,11 +342,42 @@ def _sqlite_insert_many(cur: Any, table: str, columns: str, width: int, rows: Se
         cur.execute(_sqlite_insert(table, columns, width, len(chunk)), list(chain.from_iterable(chunk)))
 
 
-_PG_COPY = f"COPY decision_log ({', '.join(COLUMNS)}) FROM STDIN"
-_PG_USAGE = (f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608 - constants
+# PostgreSQL: the rows go in by binary COPY (the driver formats a row in about a third of the time
+# text COPY takes).  Each aggregate is copied the same way into a temporary table (created once per
+# connection, emptied at commit) and folded from there by one INSERT ... ON CONFLICT: an executemany
+# cost ~20 µs of driver work per aggregate row under the interpreter lock, this ~3 µs.  JSON columns
+# are sent as text (the server parses them).
+_PG_COPY = f"COPY decision_log ({', '.join(SEALED_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_PG_COPY_TYPES = ["text", "timestamptz", "text", "text", "text", "text", "text", "text", "bool", "text", "text", "text",
+                  "int4"]
+_PG_FOLD_TABLES = (
+    "CREATE TEMP TABLE IF NOT EXISTS accessgov_usage_in (person_id text, resource_type text, action text,"
+    " count int4, allows int4, denies int4, first_used timestamptz, last_used timestamptz) ON COMMIT DELETE ROWS;"
+    " CREATE TEMP TABLE IF NOT EXISTS accessgov_field_usage_in (person_id text, resource_type text, field text,"
+    " count int4, first_used timestamptz, last_used timestamptz) ON COMMIT DELETE ROWS")
+_PG_FOLD_READY = "accessgov.fold_tables"  # in the pooled connection's info: the temporary tables exist
+_PG_USAGE_COPY = "COPY accessgov_usage_in FROM STDIN (FORMAT BINARY)"
+_PG_USAGE_TYPES = ["text", "text", "text", "int4", "int4", "int4", "timestamptz", "timestamptz"]
+_PG_USAGE = (f"INSERT INTO usage ({_USAGE_COLUMNS}) SELECT * FROM accessgov_usage_in"  # noqa: S608 - constants
+             " ORDER BY person_id, resource_type, action"  # one lock order for every writer
              + _USAGE_CONFLICT
              + " first_used = least(usage.first_used, excluded.first_used),"
                " last_used = greatest(usage.last_used, excluded.last_used)")
+_PG_FIELD_USAGE_COPY = "COPY accessgov_field_usage_in FROM STDIN (FORMAT BINARY)"
+_PG_FIELD_USAGE_TYPES = ["text", "text", "text", "int4", "timestamptz", "timestamptz"]
+_PG_FIELD_USAGE = (f"INSERT INTO field_usage ({_FIELD_USAGE_COLUMNS}) SELECT * FROM accessgov_field_usage_in"  # noqa: S608
+                   " ORDER BY person_id, resource_type, field"
+                   + _FIELD_USAGE_CONFLICT
+                   + " first_used = least(field_usage.first_used, excluded.first_used),"
+                     " last_used = greatest(field_usage.last_used, excluded.last_used)")
+
+
+def _copy(cur: Any, sql: str, types: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    with cur.copy(sql) as copy:
+        copy.set_types(types)
+        write = copy.write_row
+        for r in rows:
+            write(r)
 
 
 def _sqlite_time(at: datetime) -> str:
@@ -315,7 +387,23 @@ def _sqlite_time(at: datetime) -> str:
     return at.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _write_sqlite(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]]) -> None:
+def _text(texts: dict[datetime, str], at: datetime) -> str:
+    text = texts[at] = _sqlite_time(at)
+    return text
+
+
+def _write_sqlite(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]], fields: list[list[Any]],
+                  hashes: list[bytes] | None) -> None:
+    # The usage upsert (a write) comes first and takes SQLite's write lock; lock_head writes too.
+    texts: dict[datetime, str] = {}  # the aggregates' times are the few of the batch's requests
+    for u in usage:
+        u[6], u[7] = texts.get(u[6]) or _text(texts, u[6]), texts.get(u[7]) or _text(texts, u[7])
+    _sqlite_insert_many(cur, "usage", _USAGE_COLUMNS, 8, usage)
+    for f in fields:
+        f[4], f[5] = texts.get(f[4]) or _text(texts, f[4]), texts.get(f[5]) or _text(texts, f[5])
+    _sqlite_insert_many(cur, "field_usage", _FIELD_USAGE_COLUMNS, 6, fields)
+    head, entry = _seal_entry(cur, False, rows, hashes)
+    seal = entry.seq if entry is not None else None
     last_at: datetime | None = None
     last_text = ""
     out = []
@@ -324,19 +412,28 @@ def _write_sqlite(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]]) -> N
         if at is not last_at:  # the decisions of one request share one timestamp object
             last_at, last_text = at, _sqlite_time(at)
         # JSON columns go in as text (SQLite's JSON is text); booleans as 0/1, as SQLAlchemy stores them
-        out.append((r[0], last_text, *r[2:8], 1 if r[8] else 0, *r[9:]))
-    _sqlite_insert_many(cur, "decision_log", ", ".join(COLUMNS), len(COLUMNS), out)
-    for u in usage:
-        u[6], u[7] = _sqlite_time(u[6]), _sqlite_time(u[7])
-    _sqlite_insert_many(cur, "usage", _USAGE_COLUMNS, 8, usage)
+        out.append((r[0], last_text, *r[2:8], 1 if r[8] else 0, *r[9:], seal))
+    _sqlite_insert_many(cur, "decision_log", ", ".join(SEALED_COLUMNS), len(SEALED_COLUMNS), out)
+    if head is not None and entry is not None:
+        trail.store(cur, False, head, [entry])
 
 
-def _write_postgres(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]]) -> None:
-    with cur.copy(_PG_COPY) as copy:
-        write = copy.write_row
-        for r in rows:
-            write(r)
-    cur.executemany(_PG_USAGE, usage)
+def _write_postgres(cur: Any, info: dict[str, Any], rows: Sequence[LogRow], usage: list[list[Any]],
+                    fields: list[list[Any]], hashes: list[bytes] | None) -> None:
+    if (usage or fields) and not info.get(_PG_FOLD_READY):
+        cur.execute(_PG_FOLD_TABLES)
+        info[_PG_FOLD_READY] = True  # forgotten again if this transaction fails (the tables may go with it)
+    if usage:
+        _copy(cur, _PG_USAGE_COPY, _PG_USAGE_TYPES, usage)
+        cur.execute(_PG_USAGE)
+    if fields:
+        _copy(cur, _PG_FIELD_USAGE_COPY, _PG_FIELD_USAGE_TYPES, fields)
+        cur.execute(_PG_FIELD_USAGE)
+    head, entry = _seal_entry(cur, True, rows, hashes)
+    seal = entry.seq if entry is not None else None
+    _copy(cur, _PG_COPY, _PG_COPY_TYPES, [(*r, seal) for r in rows])
+    if head is not None and entry is not None:
+        trail.store(cur, True, head, [entry])
 
 
 def _usage_rows(rows: Sequence[LogRow]) -> list[list[Any]]:
@@ -362,4 +459,61 @@ def _usage_rows(rows: Sequence[LogRow]) -> list[list[Any]]:
             u[6] = at
         elif at > u[7]:
             u[7] = at
+    return [agg[k] for k in sorted(agg)]
+
+
+_USED_FIELDS: dict[str, tuple[str, ...]] = {}  # a row's fields JSON -> the fields that were not hidden
+_HIDDEN = "hidden"
+
+
+def _used_fields(text: str) -> tuple[str, ...]:
+    used = _USED_FIELDS.get(text)
+    if used is None:
+        levels = orjson.loads(text)
+        if not isinstance(levels, dict):
+            raise ValueError(f"fields is not a JSON object: {text[:80]}")
+        used = tuple(name[:64] for name, level in levels.items() if level != _HIDDEN)
+        if len(_USED_FIELDS) >= 20_000:
+            _USED_FIELDS.clear()
+        _USED_FIELDS[text] = used
+    return used
+
+
+def _field_usage_rows(rows: Sequence[LogRow]) -> list[list[Any]]:
+    """Per (person, type, field): how often the field came back visible or masked, first and last use;
+    sorted (lock order).  Rows are first counted per (person, type, fields JSON), so that each distinct
+    field list is parsed and expanded once per batch; rows that asked for no field (``{}``) and denied
+    decisions (every field hidden) are skipped."""
+    per_list: dict[tuple[str, str, str], list[Any]] = {}
+    for r in rows:
+        text = r[11]
+        if text == EMPTY_JSON or not r[8] or r[4] is None:
+            continue
+        key = (r[4], r[6], text)
+        at = r[1]
+        u = per_list.get(key)
+        if u is None:
+            per_list[key] = [1, at, at]
+            continue
+        u[0] += 1
+        if at < u[1]:
+            u[1] = at
+        elif at > u[2]:
+            u[2] = at
+    agg: dict[tuple[str, str, str], list[Any]] = {}
+    for (person, rtype, text), (count, first, last) in per_list.items():
+        used = _USED_FIELDS.get(text)
+        if used is None:
+            used = _used_fields(text)
+        for name in used:
+            fkey = (person, rtype, name)
+            f = agg.get(fkey)
+            if f is None:
+                agg[fkey] = [person, rtype, name, count, first, last]
+                continue
+            f[3] += count
+            if first < f[4]:
+                f[4] = first
+            if last > f[5]:
+                f[5] = last
     return [agg[k] for k in sorted(agg)]
