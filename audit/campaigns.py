@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from audit import tables as t
 from audit.config import SEVERITIES
@@ -272,17 +272,20 @@ def close(conn: Connection, campaign_id: int, *, actor: str, remediator: Remedia
     preview = close_preview(conn, campaign_id)
     items = {r.id: r for r in conn.execute(select(t.campaign_items).where(
         t.campaign_items.c.id.in_(preview["revoke"] + preview["keep"])))} if preview["undecided"] else {}
-    applied = failed = 0
+    # every change first, then every write of ours: the remediator writes through its own
+    # connection, which must not wait behind this transaction's write lock (SQLite)
+    updates = []
     for item_id, item in items.items():
         decision = "revoke" if item_id in preview["revoke"] else "keep"
         reason = (f"no response by {campaign.due_at.date().isoformat()}: rule '{campaign.no_response}'"
                   + (" (automatic revocations capped)" if item_id in preview["kept_by_cap"] else ""))
         status, result = _apply(item, decision, actor=actor, reason=reason, remediator=remediator, now=now)
-        applied += status == "applied"
-        failed += status == "failed"
-        conn.execute(update(t.campaign_items).where(t.campaign_items.c.id == item_id).values(
-            decision=decision, reason=reason, decided_by="no-response rule", decided_at=now, automatic=True,
-            apply_status=status, apply_result=result))
+        updates.append({"b_id": item_id, "decision": decision, "reason": reason, "decided_by": "no-response rule",
+                        "decided_at": now, "automatic": True, "apply_status": status, "apply_result": result})
+    if updates:
+        conn.execute(update(t.campaign_items).where(t.campaign_items.c.id == bindparam("b_id")), updates)
+    applied = sum(u["apply_status"] == "applied" for u in updates)
+    failed = sum(u["apply_status"] == "failed" for u in updates)
     result = {**{k: v for k, v in preview.items() if k != "campaign_id"}, "applied": applied, "failed": failed}
     conn.execute(update(t.campaigns).where(t.campaigns.c.id == campaign_id).values(
         status="closed", closed_at=now, closed_by=actor, result=result))

@@ -7,9 +7,12 @@ decision history the demo loader records through the engine.
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,7 @@ from app.main import build_services
 from app.migrate import upgrade
 from audit import tables as at
 from audit.config import KINDS, load_config
+from audit.reports import verify_evidence_pack
 from audit.schedule import latest_due, schedule_key
 from tests.conftest import ROOT, auth, make_settings
 
@@ -84,6 +88,23 @@ def test_findings_carry_evidence_and_a_fix(demo: Any) -> None:
     assert any(f["evidence"]["rule"] == "SOD-CONTRACT-PAYMENT" for f in sod)  # CRM and OA together
     unused = [f for f in items if f["kind"] == "unused_permission" and f["evidence"].get("privileged")]
     assert unused and all(f["grant_id"] for f in unused)
+
+
+def test_the_run_report_says_what_was_found(demo: Any) -> None:
+    """The report lists every planted problem under its kind's label, in Chinese and in English."""
+    services, run = demo
+    org = build_demo_org(today=datetime.now(UTC).date())
+    from audit.i18n import t
+
+    zh = services.audit.report("run", run["id"], fmt="html", lang="zh-CN")[0].decode()
+    en = services.audit.report("run", run["id"], fmt="html", lang="en")[0].decode()
+    for a in org.anomalies:
+        kind = PLANTED_AS[a.kind]
+        assert t(f"kind.{kind}", "zh-CN") in zh and t(f"kind.{kind}", "en") in en
+        subject = a.subject.split(":")[-1]
+        assert subject in zh, (a.kind, a.subject)
+    xlsx = services.audit.report("run", run["id"], fmt="xlsx", lang="zh-CN")[0]
+    assert xlsx[:2] == b"PK"
 
 
 def test_the_same_problems_next_run_are_the_same_findings(demo: Any) -> None:
@@ -383,6 +404,22 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
     again = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "x", "reviewer": manager})
     assert again.status_code == 409
 
+    # the report and the evidence pack show the decision and its change
+    html = client.get(f"/v1/audit/campaigns/{campaign['id']}/report", headers=h)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "已调至市场部，不再负责华东客户" in html.text and "P00013" in html.text
+    pdf = client.get(f"/v1/audit/campaigns/{campaign['id']}/report", headers=h, params={"format": "pdf", "lang": "en"})
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    pack = client.get(f"/v1/audit/campaigns/{campaign['id']}/evidence-pack", headers=h)
+    assert pack.status_code == 200
+    assert verify_evidence_pack(pack.content, expected_digest=pack.headers["X-Evidence-Digest"]) == []
+    with zipfile.ZipFile(io.BytesIO(pack.content)) as z:
+        decisions = json.loads(z.read("data/decisions.json")) if "data/decisions.json" in z.namelist() else \
+            json.loads(z.read(next(n for n in z.namelist() if n.endswith("decisions.json"))))
+    mine = next(d for d in (decisions if isinstance(decisions, list) else decisions["decisions"])
+                if d["item_id"] == item["id"])
+    assert mine["decision"] == "revoke" and mine["apply_result"] == "applied"
+
     back = client.post(f"{url}/rollback", headers=h, json={"reason": "复核有误，恢复"})
     assert back.status_code == 200 and back.json()["apply_status"] == "rolled_back"
     assert _reads_east_customer(client, "P00013")
@@ -404,6 +441,7 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
     assert len(preview["revoke"]) <= 2 and preview["undecided"] == len(pending)
     closed = client.post(f"/v1/audit/campaigns/{campaign['id']}/close", headers=h).json()
     assert closed["status"] == "closed" and closed["result"]["revoke"] == preview["revoke"]
+    assert closed["result"]["applied"] == len(preview["revoke"]) and closed["result"]["failed"] == 0
     assert closed["progress"]["by_decision"].get("pending") is None
     late = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "x", "reviewer": manager})
     assert late.status_code == 409

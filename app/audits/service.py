@@ -220,6 +220,50 @@ class AuditService:
         return _plain(row)
 
 
+    # ----------------------------------------------------------------- reports
+
+    def report_data(self, kind: str, ref: int) -> Any:
+        from app.audits.reports import campaign_report, run_report
+        from audit.store import quarter_of
+
+        pop = self.population(datetime.now(UTC))
+        with self.engine.connect() as conn:
+            if kind == "run":
+                return run_report(conn, ref, pop, timezone=self.settings.timezone)
+            return campaign_report(conn, ref, pop, timezone=self.settings.timezone,
+                                   quarter=quarter_of(pop.taken_at, self.settings.timezone))
+
+    def report(self, kind: str, ref: int, *, fmt: str, lang: str) -> tuple[bytes, str, str]:
+        """(body, media type, file name) of one rendering."""
+        from app.audits.reports import zip_files
+        from audit.reports import render_csv, render_html, render_pdf, render_xlsx
+
+        data = self.report_data(kind, ref)
+        if fmt == "html":
+            body = render_html(data, lang).encode()
+        elif fmt == "csv":
+            body = zip_files(render_csv(data, lang))
+        elif fmt == "xlsx":
+            body = render_xlsx(data, lang)
+        else:
+            body = render_pdf(data, lang)
+        ext = "csv.zip" if fmt == "csv" else fmt
+        return body, REPORT_MEDIA[fmt], f"accessgov-{kind}-{ref}-{lang}.{ext}"
+
+    def evidence_pack(self, kind: str, ref: int) -> tuple[bytes, str, str]:
+        """(zip, digest, file name): every rendering in both languages, the data, the trail's verification."""
+        import orjson
+
+        from audit import trail
+        from audit.reports import build_evidence_pack
+
+        data = self.report_data(kind, ref)
+        with self.engine.connect() as conn:
+            verified = trail.verify(conn)
+        extra = {"trail-verification.json": orjson.dumps(verified.as_dict(), option=orjson.OPT_INDENT_2)}
+        body, digest = build_evidence_pack(data, extra=extra)
+        return body, digest, f"accessgov-{kind}-{ref}-evidence.zip"
+
     # ----------------------------------------------------------------- campaigns
 
     def launch_campaign(self, *, name: str, scope: dict[str, Any], due_at: datetime, no_response: str,
@@ -343,6 +387,10 @@ class AuditService:
                                                                       reason=f"least privilege: {reason}"))
             applied.append(result)
         return {"person_id": person_id, "applied": applied}
+
+
+REPORT_MEDIA = {"html": "text/html; charset=utf-8", "csv": "application/zip", "xlsx":
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "pdf": "application/pdf"}
 
 
 def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
