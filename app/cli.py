@@ -246,6 +246,29 @@ def _trail_engine() -> Any:
     return make_engine(_settings().database_url)
 
 
+@audit_group.command("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def audit_run(as_json: bool) -> None:
+    """Run the access audit now over the whole population; print the findings by kind and severity."""
+    import orjson
+
+    services = _prepare(_settings(), import_if_empty=True)
+    services.policy.reload()
+    run = services.audit.run(trigger="cli", actor="accessgov audit run")
+    if as_json:
+        click.echo(orjson.dumps(run, option=orjson.OPT_INDENT_2, default=str).decode())
+        return
+    counts = run["counts"]
+    click.echo(f"audit run {run['id']} ({run['quarter']}): {run['status']}, {counts.get('total', 0)} findings "
+               f"({counts.get('new', 0)} new, {counts.get('seen_again', 0)} seen again, "
+               f"{counts.get('resolved', 0)} resolved)")
+    for kind, n in sorted(counts.get("by_kind", {}).items()):
+        click.echo(f"  {kind:<28} {n}")
+    for severity in ("critical", "high", "medium", "low"):
+        if counts.get("by_severity", {}).get(severity):
+            click.echo(f"  severity {severity:<19} {counts['by_severity'][severity]}")
+
+
 @audit_group.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify(as_json: bool) -> None:

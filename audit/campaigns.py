@@ -26,6 +26,7 @@ from audit.config import SEVERITIES
 from audit.population import Population
 
 DECISIONS = ("keep", "revoke", "reduce", "accept_risk")
+
 NO_RESPONSE = ("keep", "revoke", "recommendation")
 _FIX_TO_RECOMMENDATION = {"revoke_grant": "revoke", "reduce_grant": "reduce"}
 

@@ -111,6 +111,12 @@ register(TableSpec("audit_runs", ("id", "run_key", "trigger", "actor", "quarter"
                    must_seal="status <> 'running'"))
 register(TableSpec("audit_finding_events", ("id", "finding_id", "run_id", "at", "actor", "from_status",
                                             "to_status", "reason"), "iiitssss"))
+# A review decision is sealed when it is made: its decision columns never change afterwards (a
+# rollback changes only apply_status and apply_result, which are not sealed).
+register(TableSpec("audit_campaign_items", (
+    "id", "campaign_id", "person_id", "grant_id", "role", "held_in", "system", "finding_ids", "recommendation", "risk",
+    "reviewer_id", "reviewer_basis", "decision", "reason", "accept_until", "decided_by", "decided_at", "automatic",
+    "snapshot"), "iisisssjsssssststbj", must_seal="decision IS NOT NULL"))
 
 
 # -- canonical form ----------------------------------------------------------------------------

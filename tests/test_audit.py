@@ -446,6 +446,19 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
     late = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "x", "reviewer": manager})
     assert late.status_code == 409
 
+    # runs, finding events and every review decision are in the trail: intact, and an edited decision is named
+    from audit import trail
+
+    engine = client.app.state.services.factory.kw["bind"]  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        report = trail.verify(conn)
+    assert report.ok, [p.as_dict() for p in report.problems][:5]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_campaign_items SET reason = '无异议' WHERE id = :id"), {"id": item["id"]})
+    with engine.connect() as conn:
+        report = trail.verify(conn)
+    assert any(p.table == "audit_campaign_items" and p.ref == str(item["id"]) for p in report.problems), report
+
 
 def test_least_privilege_proposal_and_apply(demo_client: TestClient) -> None:
     client, h = demo_client, auth()

@@ -19,6 +19,7 @@ from app.config import AuditSettings
 from app.errors import Conflict, InvalidPolicy, InvalidRequest, NotFound
 from audit import campaigns as camp
 from audit import tables as t
+from audit import trail
 from audit.config import KINDS, AuditConfig, AuditConfigError, load_config
 from audit.leastpriv import propose
 from audit.population import Population
@@ -69,7 +70,7 @@ class AuditService:
         cfg = self.config()
         self._holder.require()
         return run_audit(self.engine, self.population, cfg, trigger=trigger, actor=actor, run_key=run_key,
-                         due_at=due_at, now=now, tz=self.settings.timezone, seal=self._seal)
+                         due_at=due_at, now=now, tz=self.settings.timezone, seal=self._seal or seal_run)
 
     def due(self, now: datetime | None = None) -> datetime | None:
         """The latest due time of the schedule at or before now."""
@@ -169,6 +170,9 @@ class AuditService:
         try:
             with self.engine.begin() as conn:
                 set_status(conn, finding_id, to=to, actor=actor, reason=reason, until=until, owner=owner)
+                last = conn.execute(select(func.max(t.finding_events.c.id)).where(
+                    t.finding_events.c.finding_id == finding_id)).scalar_one()
+                trail.append(conn, kind="finding_event", source_table="audit_finding_events", refs=[last])
         except LookupError as exc:
             raise NotFound(str(exc)) from exc
         except AuditError as exc:
@@ -316,7 +320,12 @@ class AuditService:
     def _campaign_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             with self.engine.begin() as conn:
-                return fn(conn, *args, **kwargs)
+                before = _decided_ids(conn)
+                out = fn(conn, *args, **kwargs)
+                fresh = sorted(_decided_ids(conn) - before)
+                if fresh:  # every review decision made in this transaction goes into the trail with it
+                    trail.append_each(conn, kind="review", source_table="audit_campaign_items", refs=fresh)
+                return out
         except LookupError as exc:
             raise NotFound(str(exc)) from exc
         except camp.CampaignError as exc:
@@ -391,6 +400,18 @@ class AuditService:
 
 REPORT_MEDIA = {"html": "text/html; charset=utf-8", "csv": "application/zip", "xlsx":
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "pdf": "application/pdf"}
+
+
+def seal_run(conn: Any, run_id: int) -> None:
+    """Seal a finished run and the finding events it wrote into the trail (same transaction)."""
+    events = [i for (i,) in conn.execute(select(t.finding_events.c.id).where(t.finding_events.c.run_id == run_id)
+                                         .order_by(t.finding_events.c.id))]
+    trail.append_each(conn, kind="finding_event", source_table="audit_finding_events", refs=events)
+    trail.append(conn, kind="audit_run", source_table="audit_runs", refs=[run_id])
+
+
+def _decided_ids(conn: Any) -> set[int]:
+    return {i for (i,) in conn.execute(select(t.campaign_items.c.id).where(t.campaign_items.c.decision.is_not(None)))}
 
 
 def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
