@@ -85,24 +85,39 @@ class _Ctx:
         self.grants_of: dict[str, list[Grant]] = defaultdict(list)
         for g in pop.grants:
             self.grants_of[g.person_id].append(g)
-        self.used: dict[str, dict[str, datetime]] = defaultdict(dict)  # person -> "type:action" -> last allowed use
-        self.asked: dict[str, dict[str, datetime]] = defaultdict(dict)  # ... last request, allowed or denied
-        self.last_activity: dict[tuple[str, str], datetime] = {}  # (person, system) -> last request
-        self.keys_with_data: set[str] = set()
+        # Per person: "type:action" -> last request (allowed or denied), "type:action" -> last
+        # allowed use, system -> last request.  The usage rows (a million and more) may come in any
+        # order: one lookup of the person per row (in a dict this large, a cache miss unless the
+        # person's rows come together), the rest in the person's own small dicts.
+        usage_of: dict[str, tuple[dict[str, datetime], dict[str, datetime], dict[str, datetime]]] = {}
+        system_of: dict[str, str] = {}  # "type:action" -> its system
         for u in pop.usage:
             key = f"{u.resource_type}:{u.action}"
-            self.keys_with_data.add(key)
+            system = system_of.get(key)
+            if system is None:
+                system = system_of[key] = u.resource_type.partition(".")[0]
+            mine = usage_of.get(u.person_id)
+            if mine is None:
+                mine = usage_of[u.person_id] = ({}, {}, {})
+            asked, used, last_of = mine
+            last = u.last_used
+            asked[key] = last
             if u.allows:
-                self.used[u.person_id][key] = u.last_used
-            self.asked[u.person_id][key] = u.last_used
-            system = u.resource_type.partition(".")[0]
-            k = (u.person_id, system)
-            if k not in self.last_activity or u.last_used > self.last_activity[k]:
-                self.last_activity[k] = u.last_used
+                used[key] = last
+            prev = last_of.get(system)
+            if prev is None or last > prev:
+                last_of[system] = last
+        self.asked = {pid: mine[0] for pid, mine in usage_of.items()}  # person -> "type:action" -> last request
+        self.used = {pid: mine[1] for pid, mine in usage_of.items()}  # ... -> last allowed use
+        self.last_activity = {pid: mine[2] for pid, mine in usage_of.items()}  # person -> system -> last request
+        self.keys_with_data: set[str] = set(system_of)  # "type:action" anyone asked about
         self.field_used: dict[tuple[str, str, str], datetime] = {
             (f.person_id, f.resource_type, f.field): f.last_used for f in pop.field_usage}
         self.fields_with_data = {(f.resource_type, f.field) for f in pop.field_usage}
         self.window_start = self.now - timedelta(days=cfg.window_days)
+        # "type:action" of every allow a role gives (its perms through inheritance), once per role
+        self.keys_of_role: dict[str, frozenset[str]] = {
+            name: frozenset(p.key for p in info.perms) for name, info in pop.roles.items()}
 
     def role(self, name: str) -> RoleInfo | None:
         return self.pop.roles.get(name)
@@ -154,7 +169,7 @@ def unused_permissions(c: _Ctx) -> Iterable[Finding]:
         live = [g for g in grants if c.active_grant(g)]
         if not live:
             continue
-        gives = {g.id: {p.key for p in _perms_of(c.role(g.role))} for g in live}
+        gives = {g.id: c.keys_of_role.get(g.role, frozenset()) for g in live}
         used = c.used.get(pid, {})
         for g in live:
             if (g.valid_from or g.created_at) > c.window_start:
@@ -185,8 +200,8 @@ def unused_permissions(c: _Ctx) -> Iterable[Finding]:
             recent = {k: used[k] for k in own if k in used and used[k] >= c.window_start}
             if recent:
                 # a privileged grant used only for its ordinary part: its privileged actions are the excess
-                sensitive = {k for k in own if k.partition(":")[2] in cfg.sensitive_actions}
-                if privileged and sensitive and not sensitive & recent.keys():
+                sensitive = {k for k in own if k.partition(":")[2] in cfg.sensitive_actions} if privileged else set()
+                if sensitive and not sensitive & recent.keys():
                     yield Finding("unused_permission", f"unused_permission:grant:{g.id}",
                                   raise_level(cfg.severity["unused_permission"]), pid, system=_system_of(own),
                                   permission=g.role, grant_id=g.id,
@@ -219,10 +234,6 @@ def unused_permissions(c: _Ctx) -> Iterable[Finding]:
                           recommendation=_revoke(g, f"{cfg.window_days}天内未使用此授权独有的任何权限，建议撤销",
                                                  f"none of this grant's own permissions was used in "
                                                  f"{cfg.window_days} days: revoke it"))
-
-
-def _perms_of(info: RoleInfo | None) -> tuple[Any, ...]:
-    return info.perms if info is not None else ()
 
 
 def _system_of(keys: Iterable[str]) -> str | None:
@@ -284,7 +295,7 @@ def dormant_accounts(c: _Ctx) -> Iterable[Finding]:
             continue  # leavers are reported as such
         if person.hired_on is not None and person.hired_on > since.date():
             continue
-        activity = c.last_activity.get((a.person_id, a.system))
+        activity = c.last_activity.get(a.person_id, {}).get(a.system)
         last = max((t for t in (a.last_login_at, activity) if t is not None), default=None)
         if last is not None and last >= since:
             continue
@@ -365,8 +376,9 @@ def stale_grants(c: _Ctx) -> Iterable[Finding]:
                     continue  # hand-made grants elsewhere are deliberate (reported as direct grants)
                 if info is None or not info.mapped_scopes or "company" in info.mapped_scopes:
                     continue  # a role given across departments by design
+            gives = c.keys_of_role.get(g.role, frozenset())
             used_since = sorted(k for k, t in c.used.get(p.id, {}).items()
-                                if k in {x.key for x in (info.perms if info else ())} and g.suspended_at is None
+                                if k in gives and g.suspended_at is None
                                 and moves.get(p.id) and t >= max(m.at for m in moves[p.id]))
             yield Finding("stale_grant_after_move", f"stale_grant_after_move:grant:{g.id}",
                           c.cfg.severity["stale_grant_after_move"], p.id, system=g.source_system, permission=g.role,

@@ -9,10 +9,12 @@ no finding.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,18 +46,19 @@ def run_audit(engine: Engine, build: Callable[[datetime], Population], cfg: Audi
         return None
     started = time.perf_counter()
     try:
-        population = build(now)
-        loaded = time.perf_counter()
-        found = run_checks(population, cfg)
-        checked = time.perf_counter()
-        with engine.begin() as conn:
-            counts = merge_findings(conn, run_id, found, quarter=quarter, now=now, actor=f"audit run {run_id}")
-            counts["seconds"] = {"load": round(loaded - started, 3), "checks": round(checked - loaded, 3),
-                                 "store": round(time.perf_counter() - checked, 3)}
-            finish_run(conn, run_id, status="done", now=datetime.now(UTC), counts=counts,
-                       population=population.summary())
-            if seal is not None:
-                seal(conn, run_id)
+        with _gc_paused():
+            population = build(now)
+            loaded = time.perf_counter()
+            found = run_checks(population, cfg)
+            checked = time.perf_counter()
+            with engine.begin() as conn:
+                counts = merge_findings(conn, run_id, found, quarter=quarter, now=now, actor=f"audit run {run_id}")
+                counts["seconds"] = {"load": round(loaded - started, 3), "checks": round(checked - loaded, 3),
+                                     "store": round(time.perf_counter() - checked, 3)}
+                finish_run(conn, run_id, status="done", now=datetime.now(UTC), counts=counts,
+                           population=population.summary())
+                if seal is not None:
+                    seal(conn, run_id)
     except Exception as exc:
         log.exception("audit run %s failed", run_id)
         with engine.begin() as conn:
@@ -67,3 +70,18 @@ def run_audit(engine: Engine, build: Callable[[datetime], Population], cfg: Audi
     with engine.connect() as conn:
         row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).one()
     return dict(row._mapping)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector off while a run builds and checks millions of acyclic objects (the
+    population, the indexes, the findings): its full collections each walk everything built so far
+    (``bench.audit``, 100,000 people: a run took 30-39 s with it on, 25 s without).  Reference
+    counting still frees all of it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

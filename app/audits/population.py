@@ -6,10 +6,11 @@ load in seconds) and handed to ``audit.checks``, which never reads the service's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, DateTime, func, select, text, type_coerce
 from sqlalchemy.orm import Session
 
 from app.authz.policy import Policy
@@ -24,12 +25,15 @@ from audit import tables as at
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    tz = value.tzinfo
+    if tz is UTC:  # what the driver gives on PostgreSQL (see build_population)
+        return value
+    return value.replace(tzinfo=UTC) if tz is None else value.astimezone(UTC)
 
 
-def _last_sign_in(login: datetime | None, attrs: Any) -> datetime | None:
-    """The later of the source's last login and the sign-in accessgov saw (claims at sign-in)."""
-    seen = attrs.get("last_sign_in_at") if isinstance(attrs, dict) else None
+def _last_sign_in(login: datetime | None, seen: Any) -> datetime | None:
+    """The later of the source's last login and the sign-in accessgov saw (claims at sign-in: the
+    account's ``attributes.last_sign_in_at``)."""
     if isinstance(seen, str):
         try:
             at_ = _utc(datetime.fromisoformat(seen))
@@ -91,40 +95,70 @@ def role_infos(policy: Policy) -> dict[str, ap.RoleInfo]:
 def build_population(session: Session, policy: Policy, now: datetime | None = None) -> ap.Population:
     """The population as of ``now``, from one session (run it in one transaction for a consistent read)."""
     now = now or datetime.now(UTC)
-    paths = dict(session.execute(select(Department.id, Department.path)).all())
-    names: dict[str, str] = {str(p): str(n) for p, n in session.execute(select(Department.path, Department.name))}
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # Timestamps come back in the session's time zone: in UTC, the driver gives them with
+        # ``timezone.utc`` itself, and ``_utc`` has nothing left to convert (1.3 million usage rows).
+        conn.execute(text("SET LOCAL TimeZone = 'UTC'"))
+    paths = dict(_rows(conn, select(Department.id, Department.path)))
+    names: dict[str, str] = {str(p): str(n) for p, n in _rows(conn, select(Department.path, Department.name))}
     people = tuple(ap.Person(pid, name, did, paths.get(did, "") if did else "", pos, mgr, status, hired, left)
-                   for pid, name, did, pos, mgr, status, hired, left in session.execute(select(
+                   for pid, name, did, pos, mgr, status, hired, left in _rows(conn, select(
                        Person.id, Person.name, Person.department_id, Person.position, Person.manager_id,
                        Person.status, Person.hired_on, Person.left_on)))
+    # Of an account's attributes only the sign-in accessgov saw is read (extracted by the database,
+    # not 250,000 JSON documents parsed here).
     accounts = tuple(ap.Account(system, local, pid, status, paths.get(did, "") if did else "",
-                                _last_sign_in(_utc(login), attrs), link_state or "auto")
-                     for system, local, pid, status, did, login, link_state, attrs in session.execute(select(
+                                _last_sign_in(_utc(login), seen), link_state or "auto")
+                     for system, local, pid, status, did, login, link_state, seen in _rows(conn, select(
                          Account.system, Account.local_id, Account.person_id, Account.status,
-                         Account.department_id, Account.last_login_at, Account.link_state, Account.attributes)))
+                         Account.department_id, _ts(Account.last_login_at), Account.link_state,
+                         Account.attributes["last_sign_in_at"].as_string())))
     grants = tuple(ap.Grant(gid, pid, role, grant_domain(paths.get(did) if did else None, sub), source,
                             source_role, _utc(created) or now, _utc(vf), _utc(vu), _utc(susp), susp_reason, by)
                    for gid, pid, role, did, sub, source, source_role, created, vf, vu, susp, susp_reason, by
-                   in session.execute(select(
+                   in _rows(conn, select(
                        Grant.id, Grant.person_id, Grant.role, Grant.department_id, Grant.include_subtree,
-                       Grant.source_system, Grant.source_role, Grant.created_at, Grant.valid_from, Grant.valid_until,
-                       Grant.suspended_at, Grant.suspend_reason, Grant.granted_by).where(Grant.revoked_at.is_(None))))
-    delegations = tuple(ap.Delegation(i, f, to, role, _utc(vf), _utc(vu)) for i, f, to, role, vf, vu in session.execute(
+                       Grant.source_system, Grant.source_role, _ts(Grant.created_at), _ts(Grant.valid_from),
+                       _ts(Grant.valid_until), _ts(Grant.suspended_at), Grant.suspend_reason, Grant.granted_by)
+                                      .where(Grant.revoked_at.is_(None))))
+    delegations = tuple(ap.Delegation(i, f, to, role, _utc(vf), _utc(vu)) for i, f, to, role, vf, vu in _rows(conn, (
         select(Delegation.id, Delegation.from_person_id, Delegation.to_person_id, Delegation.role,
-               Delegation.valid_from, Delegation.valid_until).where(Delegation.revoked_at.is_(None))))
-    usage = tuple(ap.Usage(p, rt, act, n, allows, _utc(last) or now, _utc(first) or now)
-                  for p, rt, act, n, allows, last, first in session.execute(select(
-                      Usage.person_id, Usage.resource_type, Usage.action, Usage.count, Usage.allows, Usage.last_used,
-                      Usage.first_used)))
-    field_use = tuple(ap.FieldUse(p, rt, f, n, _utc(last) or now) for p, rt, f, n, last in session.execute(select(
-        at.field_usage.c.person_id, at.field_usage.c.resource_type, at.field_usage.c.field, at.field_usage.c.count,
-        at.field_usage.c.last_used)))
+               _ts(Delegation.valid_from), _ts(Delegation.valid_until)).where(Delegation.revoked_at.is_(None)))))
+    # The usage rows repeat a few values over and over: each person's id, resource type, action and
+    # field is kept as one string object (100,000 people: 1.7 million rows, ~450 MB less, and the
+    # checks' lookups of them compare by identity).  The rows come person by person: the checks
+    # index them per person, which takes half the time when a person's rows are next to each other
+    # in memory (100,000 people: 4.4 s instead of 7-7.5 s, for ~1 s more in the database).
+    one: dict[str, str] = {p.id: p.id for p in people}
+    usage = tuple(ap.Usage(one.setdefault(p, p), one.setdefault(rt, rt), one.setdefault(act, act), n, allows,
+                           _utc(last) or now, _utc(first) or now)
+                  for p, rt, act, n, allows, last, first in _rows(conn, select(
+                      Usage.person_id, Usage.resource_type, Usage.action, Usage.count, Usage.allows,
+                      _ts(Usage.last_used), _ts(Usage.first_used)).order_by(Usage.person_id)))
+    fu = at.field_usage.c
+    field_use = tuple(ap.FieldUse(one.setdefault(p, p), one.setdefault(rt, rt), one.setdefault(f, f), n,
+                                  _utc(last) or now) for p, rt, f, n, last in _rows(conn, select(
+        fu.person_id, fu.resource_type, fu.field, fu.count, _ts(fu.last_used))))
     conflicts = tuple(ap.Conflict(p, attr, ms, mv, os_, ov, _utc(seen) or now)
-                      for p, attr, ms, mv, os_, ov, seen in session.execute(select(
+                      for p, attr, ms, mv, os_, ov, seen in _rows(conn, select(
                           SyncConflict.person_id, SyncConflict.attribute, SyncConflict.master_source,
                           SyncConflict.master_value, SyncConflict.other_source, SyncConflict.other_value,
-                          SyncConflict.last_seen)))
-    since = session.scalar(select(func.min(Usage.first_used)))
+                          _ts(SyncConflict.last_seen))))
+    since = conn.execute(select(_ts(func.min(Usage.first_used)))).scalar()
     return ap.Population(taken_at=now, people=people, accounts=accounts, grants=grants, delegations=delegations,
                          roles=role_infos(policy), usage=usage, field_usage=field_use, conflicts=conflicts,
                          department_names=names, usage_since=_utc(since))
+
+
+def _ts(column: Any) -> Any:
+    """A timestamp column read as the driver gives it (``_utc`` makes it aware UTC), skipping the
+    column type's own conversion per value: the same datetime, one conversion instead of two."""
+    return type_coerce(column, DateTime(timezone=True))
+
+
+def _rows(conn: Connection, stmt: Any) -> Iterator[Any]:
+    """Column tuples of a query through the session's connection (no ORM rows), fetched in large
+    batches instead of one by one."""
+    for part in conn.execute(stmt).partitions(20_000):
+        yield from part
