@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +69,12 @@ class AuditSettings(BaseModel):
         14, description="Temporary grants and delegations ending within this many days are reported.")
     dormant_days: Annotated[int, Field(ge=7, le=730)] = Field(
         90, description="An account with no activity for this many days is dormant.")
+    reminder_webhook_url: str | None = Field(
+        None, description="Group robot webhook for review reminders (WeCom, DingTalk, Feishu or any); none: log only.")
+    reminder_webhook_kind: Literal["wecom", "dingtalk", "feishu", "generic"] = Field(
+        "wecom", description="The webhook's message format.")
+    reminder_hours: Annotated[int, Field(ge=0, le=24 * 30)] = Field(
+        24, description="Remind reviewers with pending items of active campaigns this often (0: only on request).")
     retention_days: Annotated[int, Field(ge=180, le=36_500)] = Field(
         365, description="Decision records and trail entries are kept at least this long (the law: 180 days).")
 

@@ -220,20 +220,6 @@ def pending_by_reviewer(conn: Connection, campaign_id: int) -> dict[str | None, 
     return {r: int(n) for r, n in rows}
 
 
-def remind(conn: Connection, campaign_id: int, *, channel: str = "log", now: datetime | None = None
-           ) -> list[dict[str, Any]]:
-    """A reminder to each reviewer with pending items (and only to them); recorded."""
-    now = now or datetime.now(UTC)
-    if _campaign(conn, campaign_id).status != "active":
-        raise CampaignError(f"campaign {campaign_id} is closed")
-    sent = [{"campaign_id": campaign_id, "reviewer_id": reviewer, "pending": n, "at": now, "channel": channel}
-            for reviewer, n in sorted(pending_by_reviewer(conn, campaign_id).items(), key=lambda x: str(x[0]))
-            if reviewer is not None and n > 0]
-    if sent:
-        conn.execute(insert(t.campaign_reminders), sent)
-    return [{**s, "at": now.isoformat()} for s in sent]
-
-
 def close_preview(conn: Connection, campaign_id: int) -> dict[str, Any]:
     """What closing would do to the undecided items: the rule's outcome for each, capped revocations."""
     campaign = _campaign(conn, campaign_id)

@@ -476,3 +476,67 @@ def test_least_privilege_proposal_and_apply(demo_client: TestClient) -> None:
     grants = client.get("/v1/grants", headers=h, params={"person_id": "P00149"}).json()
     live = {g["id"] for g in (grants["items"] if isinstance(grants, dict) else grants) if not g.get("revoked_at")}
     assert not live & set(revoke)
+
+
+# --------------------------------------------------------------------------- reminders
+
+def test_reminders_reach_the_group_robot_and_are_scheduled(app_factory: Callable[..., TestClient],
+                                                           sqlite_url: str) -> None:
+    """The WeCom group robot is a local HTTP server here (the vendor's API cannot run in the tests):
+    it records what it is sent and answers like WeCom (errcode 0, or an error for one reviewer)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from app.config import AuditSettings
+
+    got: list[dict[str, Any]] = []
+
+    class Robot(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.append(body)
+            refuse = "P00001" in body["text"]["content"]
+            answer = json.dumps({"errcode": 93000 if refuse else 0, "errmsg": "x" if refuse else "ok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Robot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/cgi-bin/webhook/send?key=test"
+        client = app_factory(sqlite_url, seed=None, audit=AuditSettings(
+            schedule=False, reminder_webhook_url=url, reminder_webhook_kind="wecom", reminder_hours=24))
+        services = client.app.state.services  # type: ignore[attr-defined]
+        load_demo(services, history=False)
+        services.audit.run(trigger="manual", actor="test")
+        campaign = services.audit.launch_campaign(
+            name="提醒测试", scope={"only_findings": True}, due_at=datetime.now(UTC) + timedelta(days=7),
+            no_response="keep", auto_revoke_cap=0, actor="test")
+        with services.factory.kw["bind"].connect() as conn:
+            from audit.campaigns import pending_by_reviewer
+
+            pending = {r: n for r, n in pending_by_reviewer(conn, campaign["id"]).items() if r}
+        # nothing is due right after launch; a day later every reviewer with pending items is reminded once
+        assert services.audit.remind_due() == 0 and not got
+        later = datetime.now(UTC) + timedelta(hours=25)
+        assert services.audit.remind_due(later) == 1
+        assert len(got) == len(pending)
+        assert all(m["msgtype"] == "text" and "待复核" in m["text"]["content"] for m in got)
+        assert any(m["text"]["mentioned_mobile_list"] for m in got)  # @ the reviewer by mobile
+        sent = client.get(f"/v1/audit/campaigns/{campaign['id']}", headers=auth()).json()
+        assert sent["status"] == "active"
+        with services.factory.kw["bind"].connect() as conn:
+            rows = conn.execute(select(at.campaign_reminders.c.reviewer_id, at.campaign_reminders.c.pending,
+                                       at.campaign_reminders.c.channel)).all()
+        assert {r for r, _, _ in rows} == set(pending) and all(n == pending[r] for r, n, _ in rows)
+        assert {c for _, _, c in rows} <= {"wecom", "wecom:failed"}
+        assert services.audit.remind_due(later + timedelta(hours=1)) == 0  # not again within 24 hours
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -49,4 +49,8 @@ class AuditScheduler:
             return None
         if run is not None:
             log.info("scheduled audit done", extra={"run_id": run["id"], "trigger": run["trigger"]})
+        try:
+            self._audit.remind_due()
+        except Exception:  # reminders must not stop the schedule
+            log.exception("scheduled review reminders failed")
         return run  # type: ignore[no-any-return]

@@ -355,12 +355,66 @@ class AuditService:
         return _plain_dict(self._campaign_call(camp.rollback, campaign_id, item_id, actor=actor, reason=reason,
                                                remediator=self._remediator))
 
-    def remind(self, campaign_id: int) -> list[dict[str, Any]]:
-        sent = self._campaign_call(camp.remind, campaign_id)
-        for s in sent:
-            log.info("review reminder", extra={"campaign_id": campaign_id, "reviewer_id": s["reviewer_id"],
-                                               "pending": s["pending"]})
-        return sent  # type: ignore[no-any-return]
+    def remind(self, campaign_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Remind each reviewer with pending items (and only them): through the configured webhook
+        (channel = its kind; ``<kind>:failed`` when it refused) or the log; every reminder recorded."""
+        from app.audits.notify import ReminderError, ReminderSender
+
+        campaign = self.get_campaign(campaign_id)
+        if campaign["status"] != "active":
+            raise Conflict(f"campaign {campaign_id} is closed")
+        with self.engine.connect() as conn:
+            pending = {r: n for r, n in camp.pending_by_reviewer(conn, campaign_id).items() if r and n}
+        url = self.settings.reminder_webhook_url
+        sender = ReminderSender(url, self.settings.reminder_webhook_kind) if url else None
+        people = {}
+        if pending:
+            from app.directory.models import Person
+
+            with self._factory() as session:
+                people = {p.id: (p.name, p.mobile) for p in session.query(Person).filter(Person.id.in_(pending))}
+        due = datetime.fromisoformat(campaign["due_at"])
+        channels: dict[str, str] = {}
+        for reviewer, n in sorted(pending.items()):
+            name, mobile = people.get(reviewer, (reviewer, None))
+            channel = "log"
+            if sender is not None:
+                try:
+                    sender.send(campaign=campaign["name"], due=due, name=name, mobile=mobile, pending=n)
+                    channel = sender.kind
+                except ReminderError as exc:
+                    channel = f"{sender.kind}:failed"
+                    log.warning("review reminder not delivered: %s", exc, extra={"campaign_id": campaign_id,
+                                                                                 "reviewer_id": reviewer})
+            log.info("review reminder", extra={"campaign_id": campaign_id, "reviewer_id": reviewer, "pending": n,
+                                               "channel": channel})
+            channels[reviewer] = channel
+        now = now or datetime.now(UTC)
+        rows = [{"campaign_id": campaign_id, "reviewer_id": r, "pending": n, "at": now, "channel": channels[r]}
+                for r, n in sorted(pending.items())]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.campaign_reminders), rows)
+        return [{**r, "at": now.isoformat()} for r in rows]
+
+    def remind_due(self, now: datetime | None = None) -> int:
+        """Scheduled reminders: active campaigns not reminded within ``reminder_hours`` (0: never)."""
+        hours = self.settings.reminder_hours
+        if not hours:
+            return 0
+        now = now or datetime.now(UTC)
+        with self.engine.connect() as conn:
+            active = conn.execute(select(t.campaigns.c.id, t.campaigns.c.launched_at)
+                                  .where(t.campaigns.c.status == "active")).all()
+            last = dict(conn.execute(select(t.campaign_reminders.c.campaign_id, func.max(t.campaign_reminders.c.at))
+                                     .group_by(t.campaign_reminders.c.campaign_id)).all())
+        done = 0
+        for cid, launched in active:
+            since = last.get(cid) or launched
+            if since is not None and (now - since).total_seconds() >= hours * 3600:
+                self.remind(cid, now=now)
+                done += 1
+        return done
 
     def close_preview(self, campaign_id: int) -> dict[str, Any]:
         return self._campaign_call(camp.close_preview, campaign_id)  # type: ignore[no-any-return]
