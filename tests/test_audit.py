@@ -349,10 +349,11 @@ def test_schedule_endpoint_and_a_run_that_is_not_yet_due(client: TestClient) -> 
 
 # --------------------------------------------------------------------------- a campaign end to end
 
-@pytest.fixture
-def demo_client(app_factory: Callable[..., TestClient], sqlite_url: str) -> TestClient:
-    """The service on the demo company (directory only: no decision history)."""
-    client = app_factory(sqlite_url, seed=None)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def demo_client(request: pytest.FixtureRequest, app_factory: Callable[..., TestClient]) -> TestClient:
+    """The service on the demo company (directory only: no decision history), on SQLite and PostgreSQL."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    client = app_factory(url, seed=None)
     load_demo(client.app.state.services, history=False)  # type: ignore[attr-defined]
     return client
 
