@@ -433,6 +433,13 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
     refused = client.post(f"/v1/audit/campaigns/{campaign['id']}/decisions", headers=h, json={
         "item_ids": [high[0]["id"]], "decision": "keep", "reason": "批量保留", "reviewer": "P00001"})
     assert refused.status_code == 409
+    low = [i for i in pending if i["risk"] == "low" and i["person_id"] != "P00001"][:2]
+    assert low
+    kept = client.post(f"/v1/audit/campaigns/{campaign['id']}/decisions", headers=h, json={
+        "item_ids": [i["id"] for i in low], "decision": "keep", "reason": "临时授权，到期自动失效",
+        "reviewer": "P00001"})
+    assert kept.status_code == 200 and [k["decision"] for k in kept.json()] == ["keep"] * len(low), kept.text
+    pending = [i for i in pending if i["id"] not in {x["id"] for x in low}]
 
     reminders = client.post(f"/v1/audit/campaigns/{campaign['id']}/remind", headers=h).json()
     reviewers_pending = {i["reviewer_id"] for i in pending if i["reviewer_id"]}

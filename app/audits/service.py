@@ -7,6 +7,7 @@ the live policy, the usage data) and a database, and turns its refusals into API
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -317,13 +318,15 @@ class AuditService:
             rows = conn.execute(select(t.campaign_items).where(*where).order_by(c.id).limit(limit).offset(offset))
             return {"total": total, "items": [_plain(r) for r in rows]}
 
-    def _campaign_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _campaign_call(self, fn: Any, *args: Any, decided: Callable[[Any], list[int]] | None = None,
+                       **kwargs: Any) -> Any:
+        """Run a campaign function in one transaction; ``decided`` names the items it decided, which
+        are sealed into the trail in the same transaction."""
         try:
             with self.engine.begin() as conn:
-                before = _decided_ids(conn)
                 out = fn(conn, *args, **kwargs)
-                fresh = sorted(_decided_ids(conn) - before)
-                if fresh:  # every review decision made in this transaction goes into the trail with it
+                fresh = sorted(decided(out)) if decided is not None else []
+                if fresh:
                     trail.append_each(conn, kind="review", source_table="audit_campaign_items", refs=fresh)
                 return out
         except LookupError as exc:
@@ -336,7 +339,7 @@ class AuditService:
         """One decision (revoke and reduce are applied at once, through the change service)."""
         return _plain_dict(self._campaign_call(camp.decide, campaign_id, item_id, decision=decision, reason=reason,
                                                reviewer=reviewer, actor=actor, until=until,
-                                               remediator=self._remediator))
+                                               remediator=self._remediator, decided=lambda out: [out["id"]]))
 
     def decide_bulk(self, campaign_id: int, item_ids: list[int], *, decision: str, reason: str, reviewer: str,
                     actor: str) -> list[dict[str, Any]]:
@@ -349,7 +352,7 @@ class AuditService:
                                             reviewer=reviewer, actor=actor, remediator=self._remediator,
                                             bulk=True)) for i in item_ids]
 
-        return self._campaign_call(run)  # type: ignore[no-any-return]
+        return self._campaign_call(run, decided=lambda out: [o["id"] for o in out])  # type: ignore[no-any-return]
 
     def rollback(self, campaign_id: int, item_id: int, *, actor: str, reason: str) -> dict[str, Any]:
         return _plain_dict(self._campaign_call(camp.rollback, campaign_id, item_id, actor=actor, reason=reason,
@@ -420,7 +423,8 @@ class AuditService:
         return self._campaign_call(camp.close_preview, campaign_id)  # type: ignore[no-any-return]
 
     def close(self, campaign_id: int, *, actor: str) -> dict[str, Any]:
-        self._campaign_call(camp.close, campaign_id, actor=actor, remediator=self._remediator)
+        self._campaign_call(camp.close, campaign_id, actor=actor, remediator=self._remediator,
+                            decided=lambda result: [*result["revoke"], *result["keep"]])
         return self.get_campaign(campaign_id)
 
     # ----------------------------------------------------------------- least privilege
@@ -462,10 +466,6 @@ def seal_run(conn: Any, run_id: int) -> None:
                                          .order_by(t.finding_events.c.id))]
     trail.append_each(conn, kind="finding_event", source_table="audit_finding_events", refs=events)
     trail.append(conn, kind="audit_run", source_table="audit_runs", refs=[run_id])
-
-
-def _decided_ids(conn: Any) -> set[int]:
-    return {i for (i,) in conn.execute(select(t.campaign_items.c.id).where(t.campaign_items.c.decision.is_not(None)))}
 
 
 def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
