@@ -12,6 +12,13 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "app.title": ("accessgov 权限治理控制台", "accessgov governance console"),
     "nav.dashboard": ("总览", "Dashboard"),
     "nav.findings": ("审计发现", "Findings"),
+    "nav.campaigns": ("复核活动", "Reviews"),
+    "nav.people": ("人员权限", "People"),
+    "nav.policy": ("策略", "Policy"),
+    "nav.decisions": ("决策日志", "Decision log"),
+    "nav.trail": ("审计记录", "Audit trail"),
+    "nav.sync": ("身份同步", "Sync"),
+    "nav.reports": ("报告", "Reports"),
     "nav.signed_in_as": ("当前用户", "Signed in as"),
     "nav.duty": ("职责", "Duty"),
     "nav.sign_out": ("退出登录", "Sign out"),
@@ -132,6 +139,14 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "sync.status.running": ("运行中", "Running"),
     "sync.status.rejected": ("已拒绝", "Rejected"),
 }
+
+
+def add_words(words: dict[str, tuple[str, str]]) -> None:
+    """Add a page module's words (key: (zh-CN, en)); a key may be defined once."""
+    clash = sorted(set(words) & set(_CATALOGUE))
+    if clash:
+        raise ValueError(f"console words defined twice: {', '.join(clash)}")
+    _CATALOGUE.update(words)
 
 
 def t(key: str, lang: str, **values: object) -> str:

@@ -19,6 +19,28 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesc
 _env.filters["json_text"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)  # escaped by autoescape
 
 
+# The console's sections: (nav id, href, the action its page is guarded by, the duties the rules give it).
+# Links are shown by duty so nobody is shown a door that is shut; the page itself is still decided by
+# the engine (tests/test_console_nav.py checks this table against policies/rules.csv).
+NAV: tuple[tuple[str, str, str, frozenset[str]], ...] = (
+    ("dashboard", "/console/", "view_dashboard",
+     frozenset({"console_system_admin", "console_security_admin", "console_auditor"})),
+    ("findings", "/console/findings", "view_findings", frozenset({"console_security_admin", "console_auditor"})),
+    ("campaigns", "/console/campaigns", "view_campaigns", frozenset({"console_security_admin", "console_auditor"})),
+    ("people", "/console/people", "view_people", frozenset({"console_security_admin", "console_auditor"})),
+    ("policy", "/console/policy", "view_policy", frozenset({"console_security_admin", "console_auditor"})),
+    ("decisions", "/console/decisions", "view_decision_log", frozenset({"console_auditor"})),
+    ("trail", "/console/trail", "view_trail", frozenset({"console_auditor"})),
+    ("sync", "/console/sync", "view_sync", frozenset({"console_system_admin", "console_security_admin"})),
+    ("reports", "/console/reports", "view_reports", frozenset({"console_security_admin", "console_auditor"})),
+)
+
+
+def nav_for(duty: str) -> list[tuple[str, str]]:
+    """(nav id, href) of the sections a duty may open."""
+    return [(key, href) for key, href, _action, duties in NAV if duty in duties]
+
+
 @dataclass(frozen=True)
 class Chart:
     """Bars of a small chart, in SVG user units."""
@@ -61,5 +83,6 @@ def render(request: Request, template: str, *, lang: str, **context: Any) -> str
         return i18n.format_number(value, lang)
 
     base = {"lang": lang, "html_lang": "en" if lang == "en" else "zh-CN", "t": t, "label": label, "when": when,
-            "number": number, "here_quoted": quote(here, safe=""), "other_langs": [x for x in i18n.LANGS if x != lang]}
+            "number": number, "here_quoted": quote(here, safe=""), "nav_for": nav_for,
+            "other_langs": [x for x in i18n.LANGS if x != lang]}
     return _env.get_template(template).render(**base, **context)
