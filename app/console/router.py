@@ -144,9 +144,12 @@ def switch_language(request: Request, code: str, next: str = "/console/") -> Res
     return response
 
 
-@router.get("/static/console.css")
-def stylesheet() -> Response:
-    return FileResponse(STATIC / "console.css", media_type="text/css")
+@router.get("/static/{name}.css")
+def stylesheet(request: Request, name: str) -> Response:
+    path = STATIC / f"{name}.css"
+    if not name.replace("_", "").isalnum() or not path.is_file():
+        return message(request, runtime_of(request.app), 404, "404")
+    return FileResponse(path, media_type="text/css")
 
 
 # -- pages -----------------------------------------------------------------------------------------
