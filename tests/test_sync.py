@@ -170,6 +170,8 @@ def test_a_snapshot_that_would_disable_too_many_is_held_until_confirmed(api: Tes
                          headers=auth()).json()
     assert confirmed["status"] == "applied" and confirmed["trigger"] == "confirm"
     assert not decide(api, "P001", "read", "crm.customer", "CUS-1")  # disabled in the master: a leaver
+    held_after = api.get(f"/v1/sync/runs/{held['id']}", headers=auth()).json()
+    assert held_after["status"] == "confirmed" and held_after["message"].endswith(": 重组确认")  # who and why
     assert api.post(f"/v1/sync/runs/{held['id']}/confirm", json={"apply": True, "reason": "again"},
                     headers=auth()).status_code == 409
 

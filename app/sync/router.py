@@ -69,7 +69,8 @@ def run(run_id: DbId, caller: DirectoryCaller, request: Request) -> dict[str, An
 @router.post("/runs/{run_id}/confirm", summary="Apply or discard a held run")
 def confirm(run_id: DbId, body: ConfirmIn, caller: DirectoryCaller, request: Request) -> dict[str, Any]:
     """A held snapshot is applied as a new run (``apply: true``) or discarded."""
-    return _sync(request).confirm(run_id, actor=caller.client_id, apply=body.apply)  # type: ignore[no-any-return]
+    return _sync(request).confirm(  # type: ignore[no-any-return]
+        run_id, actor=caller.client_id, apply=body.apply, reason=body.reason)
 
 
 @router.get("/conflicts", summary="Attributes on which sources disagree")

@@ -105,8 +105,8 @@ class SyncService:
             run_id = self._start(snap.source, "push", actor, snap.version)
             return self._apply(run_id, snap, confirm=confirm)
 
-    def confirm(self, run_id: int, *, actor: str, apply: bool) -> dict[str, Any]:
-        """Apply (or discard) a held run's snapshot."""
+    def confirm(self, run_id: int, *, actor: str, apply: bool, reason: str) -> dict[str, Any]:
+        """Apply (or discard) a held run's snapshot; who did it and why stay on the held run's message."""
         with self._factory() as session:
             run = session.get(SyncRun, run_id)
             if run is None:
@@ -120,7 +120,7 @@ class SyncService:
                 if held is None or held.status != "held":
                     raise Conflict(f"sync run {run_id} is no longer held")
                 held.status, held.held_snapshot = ("confirmed" if apply else "discarded"), None
-                held.message = f"{'confirmed' if apply else 'discarded'} by {actor}"
+                held.message = f"{'confirmed' if apply else 'discarded'} by {actor}: {reason}"
                 held.finished_at = datetime.now(UTC)
             if not apply:
                 return self.get_run(run_id)
