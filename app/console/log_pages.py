@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from app.console import log_data
 from app.console.i18n import add_words
 from app.console.web import guard, not_found, page
+from app.decisions.reasons import reason_texts
 
 router = APIRouter()
 
@@ -80,21 +81,8 @@ add_words({
     "log.level.visible": ("可见", "visible"),
     "log.level.masked": ("脱敏", "masked"),
     "log.level.hidden": ("隐藏", "hidden"),
-    "log.reason.allowed": ("规则允许", "Allowed by a rule"),
-    "log.reason.explicit_deny": ("被显式拒绝规则拒绝", "Denied by an explicit deny rule"),
-    "log.reason.no_matching_rule": ("没有允许此操作的规则", "No rule allows this"),
-    "log.reason.no_role_here": ("在记录所属部门没有角色", "No role in the record's department"),
-    "log.reason.unknown_subject": ("未知主体", "Unknown subject"),
-    "log.reason.unknown_subject_type": ("未知主体类型", "Unknown subject type"),
-    "log.reason.subject_inactive": ("人员已离职或停用", "The person has left or is disabled"),
-    "log.reason.account_disabled": ("源系统账号已停用", "The source-system account is disabled"),
-    "log.reason.orphan_account": ("账号未关联人员", "The account is linked to no person"),
-    "log.reason.unknown_resource_type": ("未知资源类型", "Unknown resource type"),
-    "log.reason.unknown_action": ("该资源类型没有此操作", "Unknown action for this resource type"),
-    "log.reason.unknown_department": ("记录所属部门缺失或未知", "The record's department is missing or unknown"),
-    "log.reason.invalid_fields": ("字段列表格式错误", "Malformed field list"),
-    "log.reason.policy_not_loaded": ("策略尚未加载", "The policy is not loaded"),
-    "log.reason.internal_error": ("内部错误，已拒绝", "Internal error: denied"),
+    # the reasons' own words (app/decisions/reasons.py), as the API's reason_user sentences say them
+    **{f"log.reason.{code}": (zh, en[:1].upper() + en[1:]) for code, (en, zh) in reason_texts().items()},
     "trail.title": ("审计记录", "Audit trail"),
     "trail.intro": ("决策、策略变更、审计运行、发现处理和复核决定都按写入顺序封存进一条 SHA-256 哈希链；"
                     "校验会逐条重算，指出被修改、删除、插入或调换顺序的记录。",

@@ -27,6 +27,11 @@ _TEXT = {
 }
 
 
+def reason_texts() -> dict[str, tuple[str, str]]:
+    """Each reason code's words: (English, Chinese)."""
+    return dict(_TEXT)
+
+
 def explain_code(decision: Decision, lang: str) -> str:
     """One sentence on the decision."""
     en, zh = _TEXT.get(decision.code, (decision.code, decision.code))
