@@ -79,6 +79,23 @@ def demo(reset: bool, if_empty: bool) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
+@main.command("demo-officers")
+def demo_officers() -> None:
+    """Add the console's three officers to the demo, linked to the test IdP's accounts (development only)."""
+    from app.demo.officers import add_officers
+    from app.errors import AccessGovError
+
+    settings = _settings()
+    if settings.environment.value == "production":
+        raise click.ClickException("demo officers sign in with the test IdP's public passwords: not in production")
+    services = _prepare(settings, import_if_empty=True)
+    try:
+        officers = add_officers(services)
+    except AccessGovError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(json.dumps(officers, ensure_ascii=False, indent=2))
+
+
 @main.command("dev-token")
 @click.option("--client-id", default="demo-crm", show_default=True)
 @click.option("--scopes", default="accessgov.decide,accessgov.directory,accessgov.policy,accessgov.audit",

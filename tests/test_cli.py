@@ -128,3 +128,28 @@ def _wait_ready(base: str, server: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.2)
     pytest.fail("server not ready within 60 s")
+
+
+def test_demo_officers_are_added_once_and_match_the_test_idps_accounts(tmp_path: Path) -> None:
+    """`make console`'s officers: one duty each, linked to the test IdP's accounts (fixture.json)."""
+    from app.config import Settings
+    from app.console.service import resolve_person
+    from app.main import build_services
+
+    env = {"ACCESSGOV_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+           "ACCESSGOV_POLICIES_DIR": str(ROOT / "policies")}
+    assert run(["demo"], env).exit_code == 0
+    first = json.loads(run(["demo-officers"], env).output)
+    again = json.loads(run(["demo-officers"], env).output)
+    assert [o["added"] for o in first] == ["true"] * 3 and [o["added"] for o in again] == ["false"] * 3
+    accounts = {a["login"]: a for a in json.loads((ROOT / "tests/idp/fixture.json").read_text())["accounts"]}
+    services = build_services(Settings(database_url=env["ACCESSGOV_DATABASE_URL"], policies_dir=ROOT / "policies"))
+    for officer in first:
+        account = accounts[officer["login"]]
+        assert officer["password"] == account["password"]
+        person = resolve_person(services, source="idp", subject=account["claims"]["sub"])
+        assert person is not None and person.id == officer["person_id"] and person.duties == [officer["duty"]]
+    assert {o["duty"] for o in first} == {"console_security_admin", "console_auditor", "console_system_admin"}
+    refused = CliRunner().invoke(main, ["demo-officers"], env={**env, "ACCESSGOV_ENVIRONMENT": "production",
+                                                               "ACCESSGOV_AUTH__ISSUER": "https://idp.example"})
+    assert refused.exit_code != 0 and "not in production" in refused.output
