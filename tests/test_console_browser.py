@@ -1,6 +1,8 @@
 """The console in a real Chromium (Playwright, Debian's /usr/bin/chromium): signed in through the test
-IdP's own login page, on the demo organisation after an audit run; screenshots of the dashboard, the
-findings and a finding in both languages go to tests/artifacts/console/; and the pages read without JavaScript."""
+IdP's own login page, on the demo organisation after an audit run, with the officers `make console` adds
+(app/demo/officers.py). The security admin opens a planted finding, revokes its grant in a campaign, sees
+the person's next decision turn to deny and downloads the campaign's PDF report; screenshots of the main
+pages in both languages go to tests/artifacts/console/; and the pages read without JavaScript."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from typing import Any
 import pytest
 
 from app.console.runtime import runtime_of
-from app.db import transaction
 from app.demo.load import load_demo
+from app.demo.officers import add_officers
 from app.main import create_app
-from tests.conftest import ROOT, console_env, in_ci, make_settings, prepare_database, seed_console_people
+from tests.conftest import ROOT, console_env, dev_token, in_ci, make_settings, prepare_database
 from tests.support.idp import TestIdP
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,7 +38,8 @@ def _chromium_or_skip() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(console_socket: Any, console_idp: TestIdP, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(console_socket: Any, console_idp: TestIdP, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[str, Any]]:
     """The service on the reserved socket, with the demo organisation, the console's people and an audit run."""
     import uvicorn
 
@@ -51,9 +54,7 @@ def server(console_socket: Any, console_idp: TestIdP, tmp_path_factory: pytest.T
         runtime_of(app)  # built now, while the environment names the IdP
     services = app.state.services
     load_demo(services, history=False)
-    with transaction(services.factory) as session:
-        seed_console_people(session)
-    services.policy.reload()
+    add_officers(services)
     services.audit.run(trigger="manual", actor="test")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [console_socket]}, daemon=True)
@@ -62,9 +63,14 @@ def server(console_socket: Any, console_idp: TestIdP, tmp_path_factory: pytest.T
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "the console server did not start"
         time.sleep(0.05)
-    yield base
+    yield base, app
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, Any]) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +93,23 @@ def sign_in(page: Any, base: str, login: str) -> None:
     page.wait_for_url(f"{base}/console/")
 
 
+def shoot(page: Any, name: str, lang: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{lang}.png"), full_page=True)
+
+
+def switch_language(page: Any, server: str, lang: str) -> None:
+    page.click(f"#lang-{lang}")
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == lang
+
+
+# (screenshot name, path) of the pages each officer is shown, in both languages
+SECURITY_ADMIN_PAGES = [("campaigns", "/console/campaigns"), ("people", "/console/people?q=闫悦"),
+                        ("person", "/console/people/P00013"), ("policy", "/console/policy"),
+                        ("sync", "/console/sync"), ("reports", "/console/reports")]
+AUDITOR_PAGES = [("decisions", "/console/decisions"), ("trail", "/console/trail?verify=1")]
+
+
 def test_a_security_admin_works_through_the_console_in_both_languages(browser: Any, server: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
@@ -99,29 +122,112 @@ def test_a_security_admin_works_through_the_console_in_both_languages(browser: A
     for lang in ("zh-CN", "en"):
         if lang == "en":
             page.goto(f"{server}/console/")
-            page.click("#lang-en")
-            page.wait_for_url(f"{server}/console/")
+            switch_language(page, server, "en")
             assert "Security administrator" in page.inner_text("#signed-in-duty")
         assert page.locator("svg.chart rect.bar").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / f"dashboard-{lang}.png"), full_page=True)
+        shoot(page, "dashboard", lang)
         page.goto(f"{server}/console/findings?status=open")
         assert page.locator("#findings tbody tr").count() >= 1
-        page.screenshot(path=str(ARTIFACTS / f"findings-{lang}.png"), full_page=True)
+        shoot(page, "findings", lang)
         page.click("#findings tbody tr:first-child a.finding-link")
         page.wait_for_selector("#evidence")
         assert page.locator("#status-form").count() == 1
-        page.screenshot(path=str(ARTIFACTS / f"finding-{lang}.png"), full_page=True)
+        shoot(page, "finding", lang)
+        for name, path in SECURITY_ADMIN_PAGES:
+            response = page.goto(f"{server}{path}")
+            assert response is not None and response.status == 200, (path, response and response.status)
+            nav = "people" if name == "person" else name
+            assert page.locator(f"#nav-{nav}").get_attribute("aria-current") == "page"
+            shoot(page, name, lang)
     assert not [e for e in errors if "Content Security Policy" in e]
     page.goto(f"{server}/console/")
     page.click("#sign-out")
     page.wait_for_load_state()
     context.close()
-    for name in ("dashboard", "findings", "finding"):
+    for name in ["dashboard", "findings", "finding", *(n for n, _ in SECURITY_ADMIN_PAGES)]:
         for lang in ("zh-CN", "en"):
             assert (ARTIFACTS / f"{name}-{lang}.png").stat().st_size > 5000
 
 
-def test_the_dashboard_and_findings_read_without_javascript(browser: Any, server: str) -> None:
+def test_a_finding_revoked_in_a_campaign_turns_the_next_decision_to_deny(browser: Any, served: tuple[str, Any]
+                                                                         ) -> None:
+    """The planted stale grant: P00013 moved to 市场部 and kept 销售经理 on 华东大区 (grant from the CRM)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    server, app = served
+    record = east_customer(app)
+    assert evaluate(server, "P00013", record) is True  # the stale grant still lets P00013 read 华东's customers
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    sign_in(page, server, "sunli")
+    # The finding, from the findings list.
+    page.goto(f"{server}/console/findings?kind=stale_grant_after_move&status=open")
+    link = page.locator("#findings tbody tr", has_text="P00013").locator("a.finding-link")
+    finding_id = int(link.inner_text().lstrip("#"))
+    link.click()
+    page.wait_for_selector("#evidence")
+    assert "P00013" in page.inner_text("#evidence") and "sales_manager" in page.inner_text("main")
+    # A campaign over the CRM grants with findings, launched from the console.
+    page.goto(f"{server}/console/campaigns")
+    launch = page.locator("#launch")
+    launch.locator("input[name=name]").fill("2026年第四季度 CRM 访问复核（浏览器测试）")
+    launch.locator("input[name=due]").fill("2099-12-31")
+    launch.locator("input[name=systems][value=crm]").check()
+    launch.locator("input[name=only_findings]").check()
+    launch.locator("button[type=submit]").click()
+    page.wait_for_url("**/console/campaigns/*")
+    row = page.locator("#items tbody tr", has=page.locator(f'a[href="/console/findings/{finding_id}"]'))
+    assert row.count() == 1, "the finding's grant is not an item of the campaign"
+    item_id = row.get_attribute("id").removeprefix("item-")
+    # Revoke it.
+    row.locator(f"#decision-{item_id}").select_option("revoke")
+    row.locator(f"#reason-{item_id}").fill("已调至市场部，不再需要华东大区销售经理权限")
+    row.locator(f"#decide-{item_id}").click()
+    page.wait_for_selector("#saved")
+    assert page.locator(f"#item-{item_id} .decision").inner_text().strip().startswith("撤销")
+    shoot(page, "campaign", "zh-CN")
+    # The person's next decision: deny, in the console's explain and from the decision API.
+    page.goto(f"{server}/console/people/P00013?type={record['type']}&action=read&id={record['id']}#explain-result")
+    assert page.locator("#explain-decision").get_attribute("class") == "decision-deny"
+    assert evaluate(server, "P00013", record) is False
+    # The campaign's PDF report.
+    page.goto(f"{server}/console/campaigns")
+    page.locator("a", has_text="2026年第四季度 CRM 访问复核（浏览器测试）").first.click()
+    with page.expect_download() as download_info:
+        page.click("#report-pdf")
+    download = download_info.value
+    path = ARTIFACTS / "campaign-report-zh-CN.pdf"
+    download.save_as(str(path))
+    assert path.read_bytes()[:5] == b"%PDF-" and path.stat().st_size > 10_000
+    assert download.suggested_filename.endswith(".pdf")
+    context.close()
+
+
+def east_customer(app: Any) -> dict[str, str]:
+    """A 华东大区 customer that P00013 does not own."""
+    from sqlalchemy import select
+
+    from app.directory.models import Record
+
+    with app.state.services.factory() as session:
+        found = session.scalars(select(Record.id).where(Record.type == "crm.customer",
+                                                        Record.department_id == "D-SALES-EAST",
+                                                        Record.owner_id != "P00013").order_by(Record.id)).first()
+    assert found
+    return {"type": "crm.customer", "id": found}
+
+
+def evaluate(server: str, person_id: str, record: dict[str, str]) -> bool:
+    import httpx
+
+    body = {"subject": {"type": "user", "id": person_id}, "action": {"name": "read"},
+            "resource": {"type": record["type"], "id": record["id"]}}
+    response = httpx.post(f"{server}/access/v1/evaluation", json=body, timeout=10,
+                          headers={"authorization": f"Bearer {dev_token()}"})
+    assert response.status_code == 200, response.text
+    return bool(response.json()["decision"])
+
+
+def test_the_auditors_pages_read_without_javascript(browser: Any, server: str) -> None:
     context = browser.new_context(java_script_enabled=False, locale="zh-CN")
     page = context.new_page()
     sign_in(page, server, "zhouqiang")  # the IdP's login page is a plain form too
@@ -135,5 +241,21 @@ def test_the_dashboard_and_findings_read_without_javascript(browser: Any, server
     assert rows.count() >= 1
     page.click("#findings tbody tr:first-child a.finding-link")
     assert page.locator("#evidence").count() == 1 and page.locator("#status-form").count() == 0
+    # The auditor's own pages read (and switch language) without JavaScript too.
+    page.goto(f"{server}/console/decisions")
+    page.fill("#decision-search input[name=person]", "P00013")
+    page.click("#decision-search button[type=submit]")
+    page.wait_for_url("**/console/decisions?**person=P00013**")
+    for lang in ("zh-CN", "en"):
+        for name, path in AUDITOR_PAGES:
+            response = page.goto(f"{server}{path}")
+            assert response is not None and response.status == 200, (path, response and response.status)
+            shoot(page, name, lang)
+        if lang == "zh-CN":
+            switch_language(page, server, "en")
+    assert page.locator("#trail-verify #trail-ok").count() == 1  # the trail verifies intact
     context.close()
+    for name, _path in AUDITOR_PAGES:
+        for lang in ("zh-CN", "en"):
+            assert (ARTIFACTS / f"{name}-{lang}.png").stat().st_size > 5000
 
