@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -194,6 +195,27 @@ def console_idp(console_socket: object) -> Iterator[object]:
 
     port = console_socket.getsockname()[1]  # type: ignore[attr-defined]
     yield from serve_idp([f"{CONSOLE_TEST_BASE}/console/auth/callback", f"http://127.0.0.1:{port}/console/auth/callback"])
+
+
+def seed_console_org(session: object) -> None:
+    """The mini organisation and the console's people."""
+    seed_org(session)
+    seed_console_people(session)
+
+
+def services_of(client: TestClient) -> Any:
+    """The app's services behind a test client."""
+    return client.app.state.services  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def audited_console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: Any,
+                    monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """The mini organisation with the console's people, the console on (the test IdP), after an audit run."""
+    console_env(monkeypatch, console_idp.issuer)
+    client = app_factory(sqlite_url, seed=seed_console_org)
+    services_of(client).audit.run(trigger="manual", actor="test")
+    return client
 
 
 def console_env(monkeypatch: pytest.MonkeyPatch, issuer: str, **extra: str) -> None:

@@ -17,17 +17,14 @@ from sqlalchemy import select
 from app.console.runtime import runtime_of
 from app.directory.models import Account
 from app.errors import Conflict
-from tests.conftest import CONSOLE_TEST_BASE, console_env, seed_console_people
-from tests.factories import seed_org
+from tests.conftest import CONSOLE_TEST_BASE, console_env, seed_console_org
 from tests.support.idp import TestIdP
 
 pytestmark = pytest.mark.idp
 CALLBACK = f"{CONSOLE_TEST_BASE}/console/auth/callback"
 
 
-def seed(session: Any) -> None:
-    seed_org(session)
-    seed_console_people(session)
+seed = seed_console_org  # the mini organisation and the console's people
 
 
 @pytest.fixture

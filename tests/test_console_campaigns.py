@@ -5,7 +5,6 @@ of low-risk items only, reminders, the close preview and close; an auditor reads
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,25 +14,17 @@ from sqlalchemy import select, update
 
 from app.directory.models import Grant
 from audit import tables as at
-from tests.conftest import auth, console_env
-from tests.support.idp import TestIdP
-from tests.test_console_auth import seed, sign_in
+from tests.conftest import auth, services_of
+from tests.test_console_auth import sign_in
 from tests.test_console_pages import console_decisions, csrf_of
 
 pytestmark = pytest.mark.idp
 
 
 @pytest.fixture
-def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: TestIdP,
-            monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed)
-    services_of(client).audit.run(trigger="manual", actor="test")
-    return client
+def console(audited_console: TestClient) -> TestClient:
+    return audited_console
 
-
-def services_of(console: TestClient) -> Any:
-    return console.app.state.services  # type: ignore[attr-defined]
 
 
 def launch(console: TestClient, **options: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,9 +17,8 @@ from sqlalchemy import select, text
 from app.decisions.models import DecisionRecord
 from app.policy.models import Change
 from audit import tables
-from tests.conftest import auth, console_env
-from tests.support.idp import TestIdP
-from tests.test_console_auth import seed, sign_in
+from tests.conftest import auth, services_of
+from tests.test_console_auth import sign_in
 from tests.test_console_pages import console_decisions
 
 pytestmark = pytest.mark.idp
@@ -28,12 +26,9 @@ TZ = ZoneInfo("Asia/Shanghai")  # the console's default time zone
 
 
 @pytest.fixture
-def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: TestIdP,
-            monkeypatch: pytest.MonkeyPatch) -> TestClient:
+def console(audited_console: TestClient) -> TestClient:
     """The console after an audit run and three batches of decisions through the evaluation API."""
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed)
-    services_of(client).audit.run(trigger="manual", actor="test")
+    client = audited_console
     for subject, action in (("P003", "read"), ("P001", "read"), ("P003", "delete")):
         body = {"subject": {"type": "user", "id": subject}, "action": {"name": action},
                 "evaluations": [{"resource": {"type": "crm.customer", "id": f"CUS-{1 + i % 4}",
@@ -44,9 +39,6 @@ def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp
         assert services_of(client).recorder.flush()
     return client
 
-
-def services_of(client: TestClient) -> Any:
-    return client.app.state.services  # type: ignore[attr-defined]
 
 
 def api_ids(console: TestClient, **params: Any) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,20 +12,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.decisions.models import DecisionRecord
-from tests.conftest import console_env
 from tests.support.idp import TestIdP
-from tests.test_console_auth import seed, sign_in
+from tests.test_console_auth import sign_in
 
 pytestmark = pytest.mark.idp
 
 
 @pytest.fixture
-def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: TestIdP,
-            monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed)
-    client.app.state.services.audit.run(trigger="manual", actor="test")
-    return client
+def console(audited_console: TestClient) -> TestClient:
+    return audited_console
 
 
 def csrf_of(page: str) -> str:

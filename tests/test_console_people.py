@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,25 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.directory.models import Grant, Person
-from tests.conftest import auth, console_env
-from tests.support.idp import TestIdP
-from tests.test_console_auth import seed, sign_in
+from tests.conftest import auth, services_of
+from tests.test_console_auth import sign_in
 from tests.test_console_pages import console_decisions, csrf_of
 
 pytestmark = pytest.mark.idp
 
 
 @pytest.fixture
-def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: TestIdP,
-            monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed)
-    services_of(client).audit.run(trigger="manual", actor="test")
-    return client
+def console(audited_console: TestClient) -> TestClient:
+    return audited_console
 
-
-def services_of(console: TestClient) -> Any:
-    return console.app.state.services  # type: ignore[attr-defined]
 
 
 def grants_of(console: TestClient, person_id: str) -> dict[int, Grant]:

@@ -9,7 +9,6 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +16,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import auth, console_env
-from tests.support.idp import TestIdP
-from tests.test_console_auth import seed, sign_in
+from tests.conftest import auth
+from tests.test_console_auth import sign_in
 from tests.test_console_pages import console_decisions
 
 pytestmark = pytest.mark.idp
@@ -28,13 +26,10 @@ API = {"runs": "/v1/audit/runs/{id}/report", "campaigns": "/v1/audit/campaigns/{
 
 
 @pytest.fixture
-def console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: TestIdP,
-            monkeypatch: pytest.MonkeyPatch) -> TestClient:
+def console(audited_console: TestClient) -> TestClient:
     """After an audit run, with a review campaign launched over everyone."""
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed)
+    client = audited_console
     audit = audit_of(client)
-    audit.run(trigger="manual", actor="test")
     audit.launch_campaign(name="2026年第四季度访问复核", scope={}, due_at=datetime.now(UTC) + timedelta(days=14),
                           no_response="keep", auto_revoke_cap=25, actor="test")
     return client

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.config import SyncSettings
 from app.directory.models import Account
-from tests.conftest import ROOT, auth, console_env
+from tests.conftest import ROOT, auth, console_env, services_of
 from tests.support.idp import TestIdP
 from tests.test_console_auth import seed, sign_in
 from tests.test_console_pages import console_decisions, csrf_of
@@ -52,9 +52,6 @@ def push_crm(console: TestClient, accounts: list[dict[str, Any]]) -> dict[str, A
     assert out.status_code == 200, out.text
     return dict(out.json())
 
-
-def services_of(console: TestClient) -> Any:
-    return console.app.state.services  # type: ignore[attr-defined]
 
 
 def sync_of(console: TestClient) -> Any:
