@@ -440,6 +440,16 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
         "reviewer": "P00001"})
     assert kept.status_code == 200 and [k["decision"] for k in kept.json()] == ["keep"] * len(low), kept.text
     pending = [i for i in pending if i["id"] not in {x["id"] for x in low}]
+    accept = [i for i in pending if i["risk"] == "low" and i["person_id"] != "P00001"][:2]
+    body = {"item_ids": [i["id"] for i in accept], "decision": "accept_risk", "reason": "业务需要，下季度复核",
+            "reviewer": "P00001"}
+    undated = client.post(f"/v1/audit/campaigns/{campaign['id']}/decisions", headers=h, json=body)
+    assert undated.status_code in (400, 422), undated.text  # accept_risk needs an end date
+    accepted = client.post(f"/v1/audit/campaigns/{campaign['id']}/decisions", headers=h,
+                           json={**body, "until": "2099-03-31T23:59:59+08:00"})
+    assert accepted.status_code == 200, accepted.text
+    assert all(a["decision"] == "accept_risk" and a["accept_until"] for a in accepted.json())
+    pending = [i for i in pending if i["id"] not in {x["id"] for x in accept}]
 
     reminders = client.post(f"/v1/audit/campaigns/{campaign['id']}/remind", headers=h).json()
     reviewers_pending = {i["reviewer_id"] for i in pending if i["reviewer_id"]}

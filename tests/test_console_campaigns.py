@@ -189,6 +189,16 @@ def test_bulk_decisions_take_low_risk_items_only(console: TestClient) -> None:
     assert set(decided) == {i["id"] for i in low}
     assert all(d["decision"] == "keep" and d["decided_by"] == "P901" for d in decided.values())
     assert 'id="saved"' in console.get(kept.headers["location"]).text
+    rest = [i for i in items_of(console, cid, pending=True) if i["risk"] == "low" and i["person_id"] != "P901"][:2]
+    assert rest
+    accept = {"csrf": csrf, "item": [str(i["id"]) for i in rest], "decision": "accept_risk", "reason": "业务需要"}
+    undated = console.post(f"/console/campaigns/{cid}/decisions", data=accept)
+    assert undated.status_code == 422 and 'id="error"' in undated.text
+    accepted = console.post(f"/console/campaigns/{cid}/decisions", data={**accept, "until": "2099-03-31"},
+                            follow_redirects=False)
+    assert accepted.status_code == 303, accepted.text
+    decided = {i["id"]: i for i in items_of(console, cid, pending=False)}
+    assert all(decided[i["id"]]["decision"] == "accept_risk" and decided[i["id"]]["accept_until"] for i in rest)
     none = console.post(f"/console/campaigns/{cid}/decisions", data={"csrf": csrf, "decision": "keep", "reason": "x"})
     assert none.status_code == 422 and 'id="error"' in none.text
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from app.audits.service import SORTS
 from app.deps import AuditCaller
@@ -191,6 +192,11 @@ class DecisionIn(BaseModel):
     reviewer: PersonId = Field(description="the person deciding (never the item's own person)")
     until: AwareDatetime | None = Field(None, description="required for accept_risk")
 
+    @model_validator(mode="after")
+    def _until_for_accept_risk(self) -> Self:
+        _needs_until(self.decision, self.until)
+        return self
+
 
 class BulkDecisionIn(BaseModel):
     """The same decision on several low-risk items (all or none)."""
@@ -200,6 +206,17 @@ class BulkDecisionIn(BaseModel):
     decision: Literal["keep", "accept_risk"]
     reason: Text
     reviewer: PersonId
+    until: AwareDatetime | None = Field(None, description="required for accept_risk")
+
+    @model_validator(mode="after")
+    def _until_for_accept_risk(self) -> Self:
+        _needs_until(self.decision, self.until)
+        return self
+
+
+def _needs_until(decision: str, until: datetime | None) -> None:
+    if decision == "accept_risk" and until is None:
+        raise ValueError("accept_risk needs until: the date the accepted risk ends")
 
 
 class RollbackIn(BaseModel):
@@ -257,7 +274,7 @@ def decide_bulk(campaign_id: DbId, body: BulkDecisionIn, caller: AuditCaller, re
     """Refused whole (409) if any item is above low risk, already decided, or the reviewer's own."""
     return _audit(request).decide_bulk(  # type: ignore[no-any-return]
         campaign_id, body.item_ids, decision=body.decision, reason=body.reason, reviewer=body.reviewer,
-        actor=caller.client_id)
+        actor=caller.client_id, until=body.until)
 
 
 @router.post("/campaigns/{campaign_id}/items/{item_id}/rollback", summary="Undo an applied revocation")

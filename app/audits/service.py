@@ -342,15 +342,15 @@ class AuditService:
                                                remediator=self._remediator, decided=lambda out: [out["id"]]))
 
     def decide_bulk(self, campaign_id: int, item_ids: list[int], *, decision: str, reason: str, reviewer: str,
-                    actor: str) -> list[dict[str, Any]]:
-        """The same decision on several low-risk items, all or none."""
+                    actor: str, until: datetime | None = None) -> list[dict[str, Any]]:
+        """The same decision on several low-risk items, all or none (accept_risk: until ``until``)."""
         if decision in ("revoke", "reduce"):
             raise InvalidRequest("bulk decisions may keep or accept; revoke items one by one")
 
         def run(conn: Any) -> list[dict[str, Any]]:
             return [_plain_dict(camp.decide(conn, campaign_id, i, decision=decision, reason=reason,
                                             reviewer=reviewer, actor=actor, remediator=self._remediator,
-                                            bulk=True)) for i in item_ids]
+                                            until=until, bulk=True)) for i in item_ids]
 
         return self._campaign_call(run, decided=lambda out: [o["id"] for o in out])  # type: ignore[no-any-return]
 

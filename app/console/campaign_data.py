@@ -15,7 +15,7 @@ from app.console.web import form_list
 from app.directory.models import Department, Person, Role
 
 DECISIONS = ("keep", "revoke", "reduce", "accept_risk")
-BULK_DECISIONS = ("keep",)  # the service's bulk path takes no `until`, so accept_risk cannot pass it
+BULK_DECISIONS = ("keep", "accept_risk")  # revoke and reduce are decided one item at a time
 NO_RESPONSE = ("keep", "revoke", "recommendation")
 SYSTEMS = ("crm", "oa")
 SAVED = ("launched", "decided", "bulk", "rolled_back", "reminded", "closed")
@@ -155,16 +155,15 @@ def decision_of(form: dict[str, str], tz: str) -> Decision:
     return Decision(decision, reason, until)
 
 
-def bulk_of(form: dict[str, str]) -> tuple[list[int], str, str]:
-    """(item ids, decision, reason) of the bulk form; at least one item."""
+def bulk_of(form: dict[str, str], tz: str) -> tuple[list[int], Decision]:
+    """(item ids, the decision) of the bulk form; at least one item (accept_risk needs a date)."""
     raw = form_list(form, "item")
     ids = [positive_id(v) for v in raw]
     if not raw or any(i is None for i in ids) or len(ids) > 1000:
         raise FormError("camp.err.no_items")
-    decision = form.get("decision", "keep")
-    if decision not in BULK_DECISIONS:
+    if form.get("decision", "keep") not in BULK_DECISIONS:
         raise FormError("camp.err.decision")
-    return sorted({i for i in ids if i is not None}), decision, reason_of(form)
+    return sorted({i for i in ids if i is not None}), decision_of(form, tz)
 
 
 # -- rows ------------------------------------------------------------------------------------------

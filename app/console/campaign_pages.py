@@ -260,10 +260,10 @@ def decide_bulk(request: Request, campaign_id: int, form: Form) -> Response:
         return viewer
 
     def run() -> str:
-        item_ids, decision, reason = data.bulk_of(form)
+        item_ids, asked = data.bulk_of(form, _tz(viewer))
         request.app.state.services.audit.decide_bulk(
-            campaign_id, item_ids, decision=decision, reason=reason, reviewer=viewer.person_id,
-            actor=viewer.person_id)
+            campaign_id, item_ids, decision=asked.decision, reason=asked.reason, reviewer=viewer.person_id,
+            actor=viewer.person_id, until=asked.until)
         return f"/console/campaigns/{campaign_id}?saved=bulk"
 
     return _act(request, viewer, campaign_id, run)
