@@ -152,12 +152,16 @@ def test_a_security_admin_works_through_the_console_in_both_languages(browser: A
 def test_a_finding_revoked_in_a_campaign_turns_the_next_decision_to_deny(browser: Any, served: tuple[str, Any]
                                                                          ) -> None:
     """The planted stale grant: P00013 moved to 市场部 and kept 销售经理 on 华东大区 (grant from the CRM)."""
+    from playwright.sync_api import expect
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     server, app = served
     record = east_customer(app)
     assert evaluate(server, "P00013", record) is True  # the stale grant still lets P00013 read 华东's customers
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
     sign_in(page, server, "sunli")
     # The finding, from the findings list.
     page.goto(f"{server}/console/findings?kind=stale_grant_after_move&status=open")
@@ -178,12 +182,16 @@ def test_a_finding_revoked_in_a_campaign_turns_the_next_decision_to_deny(browser
     row = page.locator("#items tbody tr", has=page.locator(f'a[href="/console/findings/{finding_id}"]'))
     assert row.count() == 1, "the finding's grant is not an item of the campaign"
     item_id = row.get_attribute("id").removeprefix("item-")
-    # Revoke it.
+    # Revoke it. With JavaScript the form updates its row, the progress and the message in place (htmx).
+    campaign_url = page.url
     row.locator(f"#decision-{item_id}").select_option("revoke")
     row.locator(f"#reason-{item_id}").fill("已调至市场部，不再需要华东大区销售经理权限")
     row.locator(f"#decide-{item_id}").click()
-    page.wait_for_selector("#saved")
-    assert page.locator(f"#item-{item_id} .decision").inner_text().strip().startswith("撤销")
+    expect(page.locator(f"#item-{item_id} .decision")).to_contain_text("撤销", timeout=10_000)
+    expect(page.locator("#flash #saved")).to_contain_text("复核决定已保存")
+    assert page.url == campaign_url  # a partial update, not a new page
+    assert not errors, errors  # htmx ran under the console's CSP without a refusal
+    assert "1" in page.inner_text("#progress-text")
     shoot(page, "campaign", "zh-CN")
     # The person's next decision: deny, in the console's explain and from the decision API.
     page.goto(f"{server}/console/people/P00013?type={record['type']}&action=read&id={record['id']}#explain-result")

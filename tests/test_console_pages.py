@@ -23,6 +23,11 @@ def console(audited_console: TestClient) -> TestClient:
     return audited_console
 
 
+def inline_script(page: str) -> bool:
+    """Whether the page has a script other than the vendored htmx file (the CSP would refuse it anyway)."""
+    return bool(re.search(r'<script(?! src="/console/static/vendor/htmx\.min\.js" defer></script>)', page))
+
+
 def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found
@@ -55,7 +60,7 @@ def test_the_dashboard_shows_open_findings_trend_campaigns_and_sync(console: Tes
     summary = console.app.state.services.audit.summary()
     assert f'id="open-total">{summary["by_status"]["open"]:,}<' in page.text
     assert "职责分离冲突" in page.text  # the two-duty person's SoD finding, labelled from audit.i18n
-    assert "<svg" in page.text and 'class="bar"' in page.text and "<script" not in page.text
+    assert "<svg" in page.text and 'class="bar"' in page.text and not inline_script(page.text)
     assert re.search(r"\d{4}Q[1-4]", page.text)
     assert 'id="sync-health"' in page.text and "wecom" in page.text
     assert 'id="campaigns"' in page.text

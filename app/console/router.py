@@ -144,6 +144,11 @@ def switch_language(request: Request, code: str, next: str = "/console/") -> Res
     return response
 
 
+@router.get("/static/vendor/htmx.min.js")
+def htmx(request: Request) -> Response:
+    return FileResponse(STATIC / "vendor" / "htmx.min.js", media_type="text/javascript")
+
+
 @router.get("/static/{name}.css")
 def stylesheet(request: Request, name: str) -> Response:
     path = STATIC / f"{name}.css"
