@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 tests/idp/node_modules/.package-lock.json: tests/idp/package-lock.json
 	cd tests/idp && npm ci --no-audit --no-fund --silent
 
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --silent
+
 ## Serve the API on embedded SQLite with the demo organisation loaded (development tokens on).
 run: setup
 	ACCESSGOV_AUTH__DEV_TOKENS=true $(BIN)/accessgov demo --if-empty
@@ -45,7 +48,7 @@ console: setup tests/idp/node_modules/.package-lock.json
 	ACCESSGOV_CONSOLE__IDPS='$(CONSOLE_IDPS)' $(BIN)/accessgov serve --host $(HOST) --port $(PORT)
 
 ## The whole test suite: SQLite and PostgreSQL, the real OIDC provider, the policy tables.
-test: setup tests/idp/node_modules/.package-lock.json
+test: setup tests/idp/node_modules/.package-lock.json tests/browser/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 policy-test: setup
