@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_PLACEHOLDER = "dev-only-insecure-secret-change-me"  # noqa: S105 - a placeholder, refused in production
+CONSOLE_KEY_PLACEHOLDER = "console-dev-only-insecure-key-change-me"  # refused outside development
 
 
 class Environment(StrEnum):
@@ -79,6 +80,55 @@ class AuditSettings(BaseModel):
         365, description="Decision records and trail entries are kept at least this long (the law: 180 days).")
 
 
+class ConsoleIdP(BaseModel):
+    """One OpenID provider people may sign in with."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = Field(
+        description="Short name, used in URLs (/console/auth/login/<name>).")
+    display_name: str = Field(description="What the sign-in page calls it, e.g. 企业微信 or 公司统一身份认证.")
+    issuer: str = Field(description="The issuer; discovery is read from <issuer>/.well-known/openid-configuration.")
+    client_id: str = Field(description="The console's client id at this IdP (authorization code + PKCE).")
+    client_secret: str = Field(description="The client secret (client_secret_basic); never logged nor shown.")
+    scopes: list[str] = Field(["openid", "profile", "email"], description="Scopes asked for; openid is required.")
+    sync_source: str = Field("idp", description="The sync source (sources.yaml) that records the sign-in's claims.")
+
+    @model_validator(mode="after")
+    def _openid_scope(self) -> ConsoleIdP:
+        if "openid" not in self.scopes:
+            raise ValueError(f"console IdP {self.name}: scopes must include openid")
+        return self
+
+
+class ConsoleSettings(BaseModel):
+    """The console (``ACCESSGOV_CONSOLE__*``)."""
+
+    enabled: bool = Field(True, description="Serve the console under /console/.")
+    base_url: str | None = Field(
+        None, description="Public URL of the service for the console's redirect URIs; default Settings.base_url.")
+    secret_key: str = Field(CONSOLE_KEY_PLACEHOLDER, description="Signs the session cookie (itsdangerous).")
+    cookie_name: str = Field("accessgov_console", description="Name of the session cookie (its own name: "
+                             "cookies ignore ports, so it must not collide with another app on the host).")
+    session_max_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = Field(
+        8 * 3600, description="Absolute session lifetime: sign in again after this, active or not.")
+    idle_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = Field(
+        30 * 60, description="A session unused for this long expires.")
+    login_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = Field(
+        600, description="How long a started sign-in (state, nonce, PKCE verifier) stays valid.")
+    timezone: str = Field("Asia/Shanghai", description="Time zone the pages show times in.")
+    idps: list[ConsoleIdP] = Field(default_factory=list, description="The IdPs people may sign in with.")
+
+    @model_validator(mode="after")
+    def _unique_idps(self) -> ConsoleSettings:
+        names = [idp.name for idp in self.idps]
+        if len(names) != len(set(names)):
+            raise ValueError("console IdP names must be unique")
+        return self
+
+    def idp(self, name: str) -> ConsoleIdP | None:
+        """The IdP of this name, or None."""
+        return next((idp for idp in self.idps if idp.name == name), None)
+
+
 class Settings(BaseSettings):
     """All settings of the service."""
 
@@ -98,6 +148,7 @@ class Settings(BaseSettings):
     decision_log: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log_level: str = Field("INFO", description="Root log level.")
     refresh_seconds: float = Field(
         1.0, gt=0, description="How often each process checks the change log for changes made by other processes.")
@@ -109,8 +160,19 @@ class Settings(BaseSettings):
                 raise ValueError("development tokens are refused when environment=production")
             if not self.auth.issuer:
                 raise ValueError("production needs ACCESSGOV_AUTH__ISSUER (the company IdP)")
+            check_console_settings(self.console, self.environment)  # at start, not at the console's first page
         if self.auth.dev_tokens and self.auth.dev_secret == DEV_SECRET_PLACEHOLDER and (
             self.environment != Environment.development
         ):
             raise ValueError("the placeholder dev secret is only accepted in development")
         return self
+
+
+def check_console_settings(console: ConsoleSettings, environment: Environment) -> None:
+    """Refuse the console's placeholder key outside development, and a short key in production (ValueError)."""
+    if console.enabled and console.secret_key == CONSOLE_KEY_PLACEHOLDER and environment != Environment.development:
+        raise ValueError(f"the console's placeholder secret_key is only accepted in development, not in "
+                         f"{environment.value}: set ACCESSGOV_CONSOLE__SECRET_KEY (or ACCESSGOV_CONSOLE__ENABLED="
+                         "false)")
+    if console.enabled and len(console.secret_key) < 32 and environment == Environment.production:
+        raise ValueError("the console's secret_key must be at least 32 characters in production")

@@ -219,7 +219,7 @@ def audited_console(app_factory: Callable[..., TestClient], sqlite_url: str, con
 
 
 def console_env(monkeypatch: pytest.MonkeyPatch, issuer: str, **extra: str) -> None:
-    """ACCESSGOV_CONSOLE__* for one IdP named `test` (the console reads them on first use)."""
+    """ACCESSGOV_CONSOLE__* for one IdP named `test` (read by the Settings made after this)."""
     import json
 
     idps = [{"name": "test", "display_name": "测试 IdP", "issuer": issuer, "client_id": CONSOLE_CLIENT,

@@ -54,7 +54,8 @@ def test_policy_test_reports_invalid_files(tmp_path: Path) -> None:
 
 
 def test_dev_tokens_are_refused_in_production() -> None:
-    env = {"ACCESSGOV_ENVIRONMENT": "production", "ACCESSGOV_AUTH__ISSUER": "https://idp.example"}
+    env = {"ACCESSGOV_ENVIRONMENT": "production", "ACCESSGOV_AUTH__ISSUER": "https://idp.example",
+           "ACCESSGOV_CONSOLE__SECRET_KEY": "k" * 40}
     result = CliRunner().invoke(main, ["dev-token"], env=env)
     assert result.exit_code != 0
     assert "refused" in result.output
@@ -150,6 +151,7 @@ def test_demo_officers_are_added_once_and_match_the_test_idps_accounts(tmp_path:
         person = resolve_person(services, source="idp", subject=account["claims"]["sub"])
         assert person is not None and person.id == officer["person_id"] and person.duties == [officer["duty"]]
     assert {o["duty"] for o in first} == {"console_security_admin", "console_auditor", "console_system_admin"}
-    refused = CliRunner().invoke(main, ["demo-officers"], env={**env, "ACCESSGOV_ENVIRONMENT": "production",
-                                                               "ACCESSGOV_AUTH__ISSUER": "https://idp.example"})
-    assert refused.exit_code != 0 and "not in production" in refused.output
+    refused = CliRunner().invoke(main, ["demo-officers"], env={
+        **env, "ACCESSGOV_ENVIRONMENT": "production", "ACCESSGOV_AUTH__ISSUER": "https://idp.example",
+        "ACCESSGOV_CONSOLE__SECRET_KEY": "k" * 40})
+    assert refused.exit_code != 0 and "public passwords: not in production" in refused.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.config import AuthSettings, Settings
+from app.config import AuthSettings, ConsoleSettings, Settings
 
 
 @pytest.mark.parametrize("auth", [
@@ -19,7 +19,8 @@ def test_production_refuses_missing_issuer_and_dev_tokens(auth: AuthSettings) ->
 
 
 def test_production_with_an_issuer_is_accepted() -> None:
-    settings = Settings(environment="production", auth=AuthSettings(issuer="https://idp.example"))
+    settings = Settings(environment="production", auth=AuthSettings(issuer="https://idp.example"),
+                        console=ConsoleSettings(secret_key="k" * 40))
     assert settings.auth.dev_tokens is False
 
 

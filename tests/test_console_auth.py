@@ -209,16 +209,22 @@ def test_a_tampered_session_cookie_is_not_a_session(console: TestClient) -> None
 
 
 def test_the_placeholder_key_is_refused_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.config import Environment
-    from app.console.config import SECRET_KEY_PLACEHOLDER, ConsoleSettings, check_console_settings
+    from app.config import AuthSettings, ConsoleSettings, Environment, Settings
+    from app.console.config import SECRET_KEY_PLACEHOLDER, check_console_settings
 
     with pytest.raises(ValueError, match="placeholder"):
-        check_console_settings(ConsoleSettings(secret_key=SECRET_KEY_PLACEHOLDER), Environment.production)
+        check_console_settings(ConsoleSettings(secret_key=SECRET_KEY_PLACEHOLDER), Environment.test)
     check_console_settings(ConsoleSettings(), Environment.development)
+    # Production refuses it when the settings are read, at start (not at the console's first page).
+    production = {"environment": "production", "auth": AuthSettings(issuer="https://idp.example")}
+    with pytest.raises(ValueError, match="ACCESSGOV_CONSOLE__SECRET_KEY"):
+        Settings(**production)
+    with pytest.raises(ValueError, match="32 characters"):
+        Settings(**production, console=ConsoleSettings(secret_key="short"))
+    assert Settings(**production, console=ConsoleSettings(enabled=False)).console.enabled is False
     monkeypatch.setenv("ACCESSGOV_CONSOLE__SESSION_MAX_SECONDS", "120")
-    from app.console.config import ConsoleEnv
-
-    assert ConsoleEnv().console.session_max_seconds == 120
+    monkeypatch.setenv("ACCESSGOV_CONSOLE__SECRET_KEY", "k" * 40)
+    assert Settings(**production).console.session_max_seconds == 120  # the section reads the environment
 
 
 def test_signing_in_takes_little_time(console: TestClient) -> None:

@@ -46,12 +46,12 @@ def served(console_socket: Any, console_idp: TestIdP, tmp_path_factory: pytest.T
     _chromium_or_skip()
     port = console_socket.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(f"sqlite:///{tmp_path_factory.mktemp('console') / 'accessgov.db'}")
-    prepare_database(settings, seed=None)
     with pytest.MonkeyPatch.context() as mp:
-        console_env(mp, console_idp.issuer, base_url=base)
-        app = create_app(settings)
-        runtime_of(app)  # built now, while the environment names the IdP
+        console_env(mp, console_idp.issuer, base_url=base)  # the settings read ACCESSGOV_CONSOLE__* now
+        settings = make_settings(f"sqlite:///{tmp_path_factory.mktemp('console') / 'accessgov.db'}")
+    prepare_database(settings, seed=None)
+    app = create_app(settings)
+    runtime_of(app)
     services = app.state.services
     load_demo(services, history=False)
     add_officers(services)

@@ -362,6 +362,7 @@ def test_compose_production_switch_as_documented(clean_env: Callable[..., Settin
         "ACCESSGOV_AUTH__DEV_TOKENS": "false",
         "ACCESSGOV_AUTH__ISSUER": "https://idp.example.com/realms/company",
         "ACCESSGOV_BASE_URL": "https://accessgov.example.com",
+        "ACCESSGOV_CONSOLE__SECRET_KEY": "a-real-console-secret-of-32-chars-or-more",
         "POSTGRES_PASSWORD": "a-real-secret",
     }
     compose = load_compose(production)
@@ -375,7 +376,8 @@ def test_compose_production_switch_as_documented(clean_env: Callable[..., Settin
     for name in production:
         assert f"{name}=" in readme, f"docker/README.md does not show {name}"
 
-    for left_out in ("ACCESSGOV_AUTH__DEV_TOKENS", "ACCESSGOV_AUTH__ISSUER"):
+    assert settings.console.secret_key == production["ACCESSGOV_CONSOLE__SECRET_KEY"]
+    for left_out in ("ACCESSGOV_AUTH__DEV_TOKENS", "ACCESSGOV_AUTH__ISSUER", "ACCESSGOV_CONSOLE__SECRET_KEY"):
         partial = {k: v for k, v in production.items() if k != left_out}
         env = container_env(load_compose(partial)["services"]["accessgov"], partial)
         with pytest.raises(ValueError, match="production"):
