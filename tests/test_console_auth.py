@@ -4,7 +4,6 @@ nonce, duties from the directory (never from claims), one duty per person, sign-
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
@@ -225,9 +224,3 @@ def test_the_placeholder_key_is_refused_outside_development(monkeypatch: pytest.
     monkeypatch.setenv("ACCESSGOV_CONSOLE__SESSION_MAX_SECONDS", "120")
     monkeypatch.setenv("ACCESSGOV_CONSOLE__SECRET_KEY", "k" * 40)
     assert Settings(**production).console.session_max_seconds == 120  # the section reads the environment
-
-
-def test_signing_in_takes_little_time(console: TestClient) -> None:
-    started = time.perf_counter()
-    assert sign_in(console, "wugang").status_code == 303
-    assert time.perf_counter() - started < 5
