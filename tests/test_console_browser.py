@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +278,7 @@ A11Y_PAGES = [("sunli", "/console/"), ("sunli", "/console/findings"), ("sunli", 
               ("zhouqiang", "/console/trail?verify=1")]
 
 
-def test_the_main_pages_pass_axe_accessibility_checks(browser: Any, server: str) -> None:
+def test_the_main_pages_pass_axe_accessibility_checks(browser: Any, served: tuple[str, Any]) -> None:
     """axe-core (npm, tests/browser/) in Chromium on every main page, both languages: no serious or critical
     violation of WCAG 2.1 A/AA (labels, contrast, names, structure). The check's context bypasses the CSP
     only to inject axe itself."""
@@ -285,6 +286,12 @@ def test_the_main_pages_pass_axe_accessibility_checks(browser: Any, server: str)
         if in_ci():
             pytest.fail(f"axe-core is required under CI and missing at {AXE} (make test runs npm ci)")
         pytest.skip("axe-core is not installed (cd tests/browser && npm ci)")
+    server, app = served
+    audit = app.state.services.audit
+    campaign = audit.launch_campaign(name="无障碍检查", scope={"systems": ["oa"]}, no_response="keep",
+                                     due_at=datetime(2099, 1, 1, tzinfo=UTC), auto_revoke_cap=0, actor="test")
+    pages = [*A11Y_PAGES, ("sunli", f"/console/campaigns/{campaign['id']}"),
+             ("sunli", f"/console/campaigns/{campaign['id']}/close-preview")]
     failures: list[str] = []
     for login in ("sunli", "zhouqiang"):
         context = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768}, bypass_csp=True)
@@ -293,7 +300,7 @@ def test_the_main_pages_pass_axe_accessibility_checks(browser: Any, server: str)
         for lang in ("zh-CN", "en"):
             if lang == "en":
                 switch_language(page, server, "en")
-            for who, path in A11Y_PAGES:
+            for who, path in pages:
                 if who != login:
                     continue
                 response = page.goto(f"{server}{path}")

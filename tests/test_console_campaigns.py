@@ -173,8 +173,8 @@ def test_bulk_decisions_take_low_risk_items_only(console: TestClient) -> None:
     risky = next(i for i in everything if i["risk"] != "low" and i["person_id"] != "P901")
     assert sign_in(console, "sunli").status_code == 303
     page = console.get(f"/console/campaigns/{cid}")
-    bulk = form_of(page.text, "bulk")
-    offered = {int(i) for i in re.findall(r'name="item" value="(\d+)"', bulk)}
+    assert 'id="bulk"' in form_of(page.text, "bulk")
+    offered = {int(i) for i in re.findall(r'name="item" value="(\d+)" form="bulk"', page.text)}
     assert {i["id"] for i in low} <= offered
     assert offered == {i["id"] for i in everything if i["risk"] == "low" and i["person_id"] != "P901"}
     csrf = csrf_of(page.text)

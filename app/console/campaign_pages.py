@@ -84,9 +84,11 @@ add_words({
     "camp.rollback_reason": ("回滚原因（必填）", "Why roll back (required)"),
     "camp.rolled_back_by": ("已由 {by} 回滚", "Rolled back by {by}"),
     "camp.bulk": ("批量复核（仅低风险项）", "Bulk review (low-risk items only)"),
-    "camp.bulk_intro": ("勾选低风险的待复核项，统一保留。撤销、缩减须逐项复核。",
-                        "Tick low-risk pending items to keep them together. Revoke and reduce one by one."),
-    "camp.bulk_items": ("低风险待复核项", "Low-risk pending items"),
+    "camp.bulk_pick": ("批量复核第 {id} 项", "Include item {id} in the bulk review"),
+    "camp.bulk_intro": ("在下表中勾选低风险的待复核项（第一列的复选框），统一保留或接受风险（须填写截止日期）。"
+                        "撤销、缩减须逐项复核。",
+                        "Tick low-risk pending items in the table below (the box in the first column) to keep them, "
+                        "or accept their risk until a date, together. Revoke and reduce one by one."),
     "camp.bulk_submit": ("批量提交", "Submit for all ticked"),
     "camp.saved.launched": ("复核活动已发起。", "The campaign was launched."),
     "camp.saved.decided": ("复核决定已保存；撤销或缩减已立即执行。",
@@ -218,6 +220,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: 
                 query={"mine": mine, "pending": pending}, names=data.names(services, people),
                 roles=data.role_titles(services, viewer.lang), may_review=may_review, may_decide=may_decide,
                 may_manage=may(request, viewer, "manage_campaigns", target), bulk=bulk,
+                bulk_ids={i["id"] for i in bulk},
                 decisions=data.DECISIONS, bulk_decisions=data.BULK_DECISIONS, saved=saved, reminded=reminded,
                 error=error)
 
