@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.decisions.reasons import reason_texts
 from audit import i18n as audit_i18n
 
 LANGS = audit_i18n.LANGS
@@ -141,6 +142,11 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 
+def _reason_words() -> dict[str, tuple[str, str]]:
+    """A decision's reason codes (label group ``reason``), in the decision service's own words."""
+    return {f"reason.{code}": (zh, en[:1].upper() + en[1:]) for code, (en, zh) in reason_texts().items()}
+
+
 def add_words(words: dict[str, tuple[str, str]]) -> None:
     """Add a page module's words (key: (zh-CN, en)); a key may be defined once."""
     clash = sorted(set(words) & set(_CATALOGUE))
@@ -180,3 +186,6 @@ def pick_lang(cookie: str | None, accept_language: str | None) -> str:
 format_datetime = audit_i18n.format_datetime
 format_date = audit_i18n.format_date
 format_number = audit_i18n.format_number
+
+
+add_words(_reason_words())

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from app.console import log_data
 from app.console.i18n import add_words
 from app.console.web import guard, not_found, page
-from app.decisions.reasons import reason_texts
 
 router = APIRouter()
 
@@ -81,8 +80,6 @@ add_words({
     "log.level.visible": ("可见", "visible"),
     "log.level.masked": ("脱敏", "masked"),
     "log.level.hidden": ("隐藏", "hidden"),
-    # the reasons' own words (app/decisions/reasons.py), as the API's reason_user sentences say them
-    **{f"log.reason.{code}": (zh, en[:1].upper() + en[1:]) for code, (en, zh) in reason_texts().items()},
     "trail.title": ("审计记录", "Audit trail"),
     "trail.intro": ("决策、策略变更、审计运行、发现处理和复核决定都按写入顺序封存进一条 SHA-256 哈希链；"
                     "校验会逐条重算，指出被修改、删除、插入或调换顺序的记录。",
