@@ -3,6 +3,7 @@ nonce, duties from the directory (never from claims), one duty per person, sign-
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from app.console.runtime import runtime_of
 from app.directory.models import Account
 from app.errors import Conflict
-from tests.conftest import CONSOLE_TEST_BASE, console_env, seed_console_org
+from tests.conftest import CONSOLE_SECRET_KEY, CONSOLE_TEST_BASE, console_env, seed_console_org
 from tests.support.idp import TestIdP
 
 pytestmark = pytest.mark.idp
@@ -224,3 +225,29 @@ def test_the_placeholder_key_is_refused_outside_development(monkeypatch: pytest.
     monkeypatch.setenv("ACCESSGOV_CONSOLE__SESSION_MAX_SECONDS", "120")
     monkeypatch.setenv("ACCESSGOV_CONSOLE__SECRET_KEY", "k" * 40)
     assert Settings(**production).console.session_max_seconds == 120  # the section reads the environment
+
+
+def test_no_token_secret_or_cookie_value_reaches_the_log(console: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Everything the service logged while signing in, reading, being refused and signing out (DEBUG and up:
+    its own loggers, authlib's, and httpx's lines for its calls to the IdP): no token, code, secret, password
+    or cookie value. The test's own HTTP (TestClient, the emulated browser at the IdP) is left out."""
+    caplog.set_level(logging.DEBUG)
+    callback = sign_in(console, "sunli")
+    cookie = console.cookies.get("accessgov_console", path="/console")
+    assert cookie and callback.status_code == 303
+    page = console.get("/console/")
+    console.get("/console/decisions")  # refused (an auditor's page)
+    console.post("/console/logout", data={"csrf": re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)})
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records if _the_services(r))
+    assert "console sign-in" in logged  # the log did capture the sign-in
+    for secret in (cookie, "accessgov-console-test-secret", "sunli-test-pw", CONSOLE_SECRET_KEY):
+        assert secret not in logged
+    assert not re.search(r"eyJ[\w-]{10,}\.[\w-]{10,}\.", logged)  # no JWT (ID token, access token)
+    assert not re.search(r"[?&]code=[\w-]{8,}", logged)  # no authorization code
+
+
+def _the_services(record: logging.LogRecord) -> bool:
+    if record.name.startswith(("httpx", "httpcore")):  # only the service's calls: discovery, JWKS, token
+        message = record.getMessage()
+        return "testserver" not in message and any(p in message for p in ("/.well-known/", "/jwks", "/token"))
+    return True
