@@ -212,8 +212,14 @@ def services_of(client: TestClient) -> Any:
 def audited_console(app_factory: Callable[..., TestClient], sqlite_url: str, console_idp: Any,
                     monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """The mini organisation with the console's people, the console on (the test IdP), after an audit run."""
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(sqlite_url, seed=seed_console_org)
+    return console_app(app_factory, sqlite_url, console_idp.issuer, monkeypatch)
+
+
+def console_app(app_factory: Callable[..., TestClient], db_url: str, issuer: str,
+                monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """``audited_console`` on any database."""
+    console_env(monkeypatch, issuer)
+    client = app_factory(db_url, seed=seed_console_org)
     services_of(client).audit.run(trigger="manual", actor="test")
     return client
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import console_env, seed_console_org, services_of
+from tests.conftest import console_app, services_of
 from tests.support.idp import TestIdP
 from tests.test_console_auth import sign_in
 from tests.test_console_campaigns import find, reads_own_customer, row_of
@@ -24,10 +24,7 @@ pytestmark = [pytest.mark.idp, pytest.mark.postgres]
 @pytest.fixture
 def console(app_factory: Callable[..., TestClient], postgres_url: str, console_idp: TestIdP,
             monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    console_env(monkeypatch, console_idp.issuer)
-    client = app_factory(postgres_url, seed=seed_console_org)
-    services_of(client).audit.run(trigger="manual", actor="test")
-    return client
+    return console_app(app_factory, postgres_url, console_idp.issuer, monkeypatch)
 
 
 def test_the_console_works_over_postgresql(console: TestClient) -> None:
