@@ -289,6 +289,10 @@ class Engine:
                     out[role] = (g, chain)
         return out
 
+    def closure(self, role: str, dom: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The roles ``role`` gives in ``dom`` (itself first), each with the inheritance chain to it."""
+        return self._closure(role, dom)
+
     def _closure(self, role: str, dom: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         # When every inheritance line is company-wide the closure does not depend on the domain.
         key = (role, "*" if self._inherit_global else dom)

@@ -88,17 +88,17 @@ def effective_permissions(engine: Engine, sub: str, home: str, at: datetime) -> 
             continue
         base = g.dom[:-1] if g.dom.endswith("*") else g.dom
         info = grant_info(g)
-        for role, chain in engine._closure(g.role, base):
+        for role, chain in engine.closure(g.role, base):
             if g.dom == "*":  # held everywhere: whole shapes at once
-                groups = {shape: [r for r in rules if _scope_reachable(shape[3], r.dom, "*", home)]
+                groups = {shape: [r for r in rules if scope_reachable(shape[3], r.dom, "*", home)]
                           if shape[3] not in ("all", "own") else rules
                           for shape, rules in engine.rules_of_role(role).items()}
             else:  # held in part of the company: only the rule domains that meet it
                 groups = {}
                 for dom, rules in engine.rules_of_role_by_domain(role).items():
-                    if _meet(dom, g.dom):
+                    if meet(dom, g.dom):
                         for r in rules:
-                            if _scope_reachable(r.scope, dom, g.dom, home):
+                            if scope_reachable(r.scope, dom, g.dom, home):
                                 groups.setdefault(r.shape, []).append(r)
             out.extend({
                 "resource_type": obj, "action": act, "effect": eft, "scope": scope, "condition": cond,
@@ -109,7 +109,7 @@ def effective_permissions(engine: Engine, sub: str, home: str, at: datetime) -> 
     return out
 
 
-def _meet(a: str, b: str) -> bool:
+def meet(a: str, b: str) -> bool:
     """Do two domain patterns cover some department in common?"""
     if a == "*" or b == "*" or a == b:
         return True
@@ -120,12 +120,12 @@ def _meet(a: str, b: str) -> bool:
     return False
 
 
-def _scope_reachable(scope: str, rule_dom: str, grant_dom: str, home: str) -> bool:
+def scope_reachable(scope: str, rule_dom: str, grant_dom: str, home: str) -> bool:
     """Can a record in both patterns fall in the scope? (Patterns form a tree: pairwise meeting suffices.)"""
     if scope in ("all", "own"):
         return True
     if scope == "dept":
         return home != "" and key_match(home, rule_dom) and key_match(home, grant_dom)
     if scope == "tree":
-        return home != "" and _meet(home + "*", rule_dom) and _meet(home + "*", grant_dom)
-    return any(_meet(p, rule_dom) and _meet(p, grant_dom) for p in parse_scope(scope)[1])
+        return home != "" and meet(home + "*", rule_dom) and meet(home + "*", grant_dom)
+    return any(meet(p, rule_dom) and meet(p, grant_dom) for p in parse_scope(scope)[1])

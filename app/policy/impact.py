@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from app.authz.directory import PersonView, State
 from app.authz.engine import Engine, GrantEdge
-from app.authz.insight import _meet, _scope_reachable, effective_permissions
+from app.authz.insight import effective_permissions, meet, scope_reachable
 from app.authz.policy import Policy, PolicyDelta
 from app.authz.rules import FieldRule, Inherit, Rule, domain_prefixes
 
@@ -204,9 +204,9 @@ def _permissions(engine: Engine, fields: Mapping[str, list[FieldRule]], person: 
         if not g.active(at):
             continue
         base = g.dom[:-1] if g.dom.endswith("*") else g.dom
-        for role, _chain in engine._closure(g.role, base):  # as effective_permissions walks it
+        for role, _chain in engine.closure(g.role, base):  # as effective_permissions walks it
             for fr in fields.get(role, ()):
-                if _meet(fr.dom, g.dom) and _scope_reachable(fr.scope, fr.dom, g.dom, person.home):
+                if meet(fr.dom, g.dom) and scope_reachable(fr.scope, fr.dom, g.dom, person.home):
                     out.setdefault((*_field_shape(fr), _narrower(fr.dom, g.dom)), role)
     return out
 
