@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.console.service import parse_time
-from app.decisions.models import DecisionRecord
+from app.decisions.models import DecisionRecord, log_filter
 from audit import tables as t
 from audit import trail
 
@@ -134,23 +134,10 @@ def search_decisions(factory: sessionmaker[Session], query: DecisionQuery) -> De
     resource id, system (the resource type's prefix) and action; the next page by keyset after a record.
     """
     r = DecisionRecord
-    stmt = select(r).order_by(r.at.desc(), r.id.desc()).limit(query.size + 1)
-    if query.person:
-        stmt = stmt.where(r.person_id == query.person)
-    if query.resource_type:
-        stmt = stmt.where(r.resource_type == query.resource_type)
-    if query.resource_id:
-        stmt = stmt.where(r.resource_id == query.resource_id)
-    if query.system:
-        stmt = stmt.where(r.resource_type.startswith(f"{query.system}.", autoescape=True))
-    if query.action:
-        stmt = stmt.where(r.action == query.action)
-    if query.effect != "any":
-        stmt = stmt.where(r.allowed == (query.effect == "allow"))
-    if query.since is not None:
-        stmt = stmt.where(r.at >= query.since)
-    if query.until is not None:
-        stmt = stmt.where(r.at < query.until)
+    stmt = select(r).where(*log_filter(
+        person_id=query.person, resource_type=query.resource_type, resource_id=query.resource_id,
+        system=query.system, action=query.action, allowed=None if query.effect == "any" else query.effect == "allow",
+        since=query.since, until=query.until)).order_by(r.at.desc(), r.id.desc()).limit(query.size + 1)
     with factory() as session:
         if query.after:
             anchor = session.execute(select(r.at, r.id).where(r.id == query.after)).first()

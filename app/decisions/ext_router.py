@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
-from app.decisions.models import DecisionRecord
+from app.decisions.models import DecisionRecord, log_filter
 from app.decisions.router import DecisionJSON
 from app.decisions.schemas import EvaluationRequest, FilterRequest
 from app.deps import AuditCaller, DbSession, DecideCaller
@@ -50,18 +50,9 @@ def decisions(
     for value in (since, until):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest("since/until need a timezone, e.g. 2026-11-01T00:00:00+08:00")
-    stmt = select(DecisionRecord).order_by(DecisionRecord.at.desc()).limit(limit)
-    if person_id:
-        stmt = stmt.where(DecisionRecord.person_id == person_id)
-    if resource_type:
-        stmt = stmt.where(DecisionRecord.resource_type == resource_type)
-    if allowed is not None:
-        stmt = stmt.where(DecisionRecord.allowed == allowed)
-    if since:
-        stmt = stmt.where(DecisionRecord.at >= since)
-    if until:
-        stmt = stmt.where(DecisionRecord.at < until)
-    rows = session.scalars(stmt).all()
+    stmt = select(DecisionRecord).where(*log_filter(
+        person_id=person_id, resource_type=resource_type, allowed=allowed, since=since, until=until))
+    rows = session.scalars(stmt.order_by(DecisionRecord.at.desc()).limit(limit)).all()
     return {"decisions": [{
         "decision_id": r.id, "at": r.at.isoformat(), "caller": r.caller, "subject": r.subject,
         "person_id": r.person_id, "action": r.action, "resource_type": r.resource_type,

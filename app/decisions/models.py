@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ColumnElement, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -33,6 +33,32 @@ class DecisionRecord(Base):
     reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     policy_version: Mapped[str] = mapped_column(String(32))
     seal: Mapped[int | None] = mapped_column(Integer)  # the audit trail entry that sealed this record
+
+
+def log_filter(*, person_id: str | None = None, resource_type: str | None = None, resource_id: str | None = None,
+               system: str | None = None, action: str | None = None, allowed: bool | None = None,
+               since: datetime | None = None, until: datetime | None = None) -> list[ColumnElement[bool]]:
+    """The decision log search's conditions (``GET /v1/decisions`` and the console): the time end exclusive,
+    a system as its resource types' prefix."""
+    r = DecisionRecord
+    where: list[ColumnElement[bool]] = []
+    if person_id:
+        where.append(r.person_id == person_id)
+    if resource_type:
+        where.append(r.resource_type == resource_type)
+    if resource_id:
+        where.append(r.resource_id == resource_id)
+    if system:
+        where.append(r.resource_type.startswith(f"{system}.", autoescape=True))
+    if action:
+        where.append(r.action == action)
+    if allowed is not None:
+        where.append(r.allowed == allowed)
+    if since is not None:
+        where.append(r.at >= since)
+    if until is not None:
+        where.append(r.at < until)
+    return where
 
 
 class Usage(Base):
