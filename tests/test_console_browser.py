@@ -180,6 +180,9 @@ def test_a_finding_revoked_in_a_campaign_turns_the_next_decision_to_deny(browser
     launch.locator("input[name=only_findings]").check()
     launch.locator("button[type=submit]").click()
     page.wait_for_url("**/console/campaigns/*")
+    page.locator("#filters input[name=person]").fill("P00013")  # the person's items (the list has pages)
+    page.locator("#filters button[type=submit]").click()
+    page.wait_for_url("**person=P00013**")
     row = page.locator("#items tbody tr", has=page.locator(f'a[href="/console/findings/{finding_id}"]'))
     assert row.count() == 1, "the finding's grant is not an item of the campaign"
     item_id = row.get_attribute("id").removeprefix("item-")

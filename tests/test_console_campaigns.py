@@ -114,13 +114,19 @@ def test_a_revocation_is_applied_denies_the_next_decision_and_a_rollback_restore
     services = services_of(console)
     assert reads_own_customer(console)
     assert sign_in(console, "sunli").status_code == 303
-    page = console.get(f"/console/campaigns/{cid}")
+    page = console.get(f"/console/campaigns/{cid}?person=P001")  # the person filter: only P001's items
+    assert {int(i) for i in re.findall(r'<tr id="item-(\d+)"', page.text)} == {
+        i["id"] for i in items_of(console, cid) if i["person_id"] == "P001"}
+    form = form_of(page.text, f"decide-form-{sales['id']}")
+    assert 'name="person" value="P001"' in form and 'name="page" value="1"' in form  # the view it is on
     url = f"/console/campaigns/{cid}/items/{sales['id']}"
     done = console.post(f"{url}/decision", follow_redirects=False, data={
-        "csrf": csrf_of(page.text), "decision": "revoke", "reason": "已调岗，不再负责华东客户"})
+        "csrf": csrf_of(page.text), "decision": "revoke", "reason": "已调岗，不再负责华东客户", "person": "P001",
+        "page": "1"})
     assert done.status_code == 303, done.text
+    assert done.headers["location"] == f"/console/campaigns/{cid}?mine=&pending=&person=P001&page=1&saved=decided"
     after = console.get(done.headers["location"])
-    assert 'id="saved"' in after.text
+    assert 'id="saved"' in after.text and f'id="item-{sales["id"]}"' in after.text  # back on the same rows
     decided = item(console, cid, sales["id"])
     assert decided["decision"] == "revoke" and decided["apply_status"] == "applied"
     assert decided["decided_by"] == "P901"

@@ -250,13 +250,14 @@ def campaign(campaign_id: DbId, caller: AuditCaller, request: Request) -> dict[s
     return _audit(request).get_campaign(campaign_id)  # type: ignore[no-any-return]
 
 
-@router.get("/campaigns/{campaign_id}/items", summary="A campaign's items (filter by reviewer, pending)")
+@router.get("/campaigns/{campaign_id}/items", summary="A campaign's items (filter by reviewer, person, pending)")
 def campaign_items(campaign_id: DbId, caller: AuditCaller, request: Request,
                    reviewer_id: Annotated[str | None, Query(max_length=64)] = None, pending: bool | None = None,
+                   person_id: Annotated[str | None, Query(max_length=64)] = None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     return _audit(request).campaign_items(  # type: ignore[no-any-return]
-        campaign_id, reviewer_id=reviewer_id, pending=pending, limit=limit, offset=offset)
+        campaign_id, reviewer_id=reviewer_id, pending=pending, person_id=person_id, limit=limit, offset=offset)
 
 
 @router.post("/campaigns/{campaign_id}/items/{item_id}/decision", summary="Decide one item")

@@ -305,12 +305,14 @@ class AuditService:
             return {**_plain(row), "progress": camp.progress(conn, campaign_id)}
 
     def campaign_items(self, campaign_id: int, *, reviewer_id: str | None = None, pending: bool | None = None,
-                       limit: int = 200, offset: int = 0) -> dict[str, Any]:
+                       person_id: str | None = None, limit: int = 200, offset: int = 0) -> dict[str, Any]:
         self.get_campaign(campaign_id)
         c = t.campaign_items.c
         where: list[Any] = [c.campaign_id == campaign_id]
         if reviewer_id:
             where.append(c.reviewer_id == reviewer_id)
+        if person_id:
+            where.append(c.person_id == person_id)
         if pending is not None:
             where.append(c.decision.is_(None) if pending else c.decision.is_not(None))
         with self.engine.connect() as conn:

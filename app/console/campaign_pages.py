@@ -4,6 +4,8 @@ low-risk items, rollback, reminders, the close preview and close.  Every action 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -58,6 +60,7 @@ add_words({
     "camp.close_preview": ("预览并关闭活动", "Preview and close"),
     "camp.items": ("复核项", "Items"),
     "camp.filter.mine": ("只看分配给我的", "Only mine"),
+    "camp.filter.person": ("人员编号", "Person id"),
     "camp.filter.pending": ("只看待复核的", "Only pending"),
     "camp.filter.apply": ("筛选", "Filter"),
     "camp.items_total": ("共 {n} 项", "{n} items"),
@@ -183,19 +186,19 @@ def launch(request: Request, form: Form) -> Response:
 
 
 @router.get(CAMPAIGN)
-def campaign(request: Request, campaign_id: int, mine: str = "", pending: str = "",
+def campaign(request: Request, campaign_id: int, mine: str = "", pending: str = "", person: str = "",
              page_no: str = Query("1", alias="page"), saved: str = "", n: str = "") -> Response:
     viewer = guard(request, "view_campaigns", f"campaign:{campaign_id}")
     if isinstance(viewer, Response):
         return viewer
     number = data.positive_id(page_no) or 1
     return _campaign_page(request, viewer, campaign_id, mine=data.flag(mine), pending=data.flag(pending),
-                          page_no=number, saved=saved if saved in data.SAVED else "",
+                          person=person.strip()[:64], page_no=number, saved=saved if saved in data.SAVED else "",
                           reminded=int(n) if n.isdigit() and len(n) < 7 else 0)
 
 
 def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: bool = False,
-                   pending: bool = False, page_no: int = 1, saved: str = "", reminded: int = 0,
+                   pending: bool = False, person: str = "", page_no: int = 1, saved: str = "", reminded: int = 0,
                    error: data.Refusal | None = None, status: int = 200) -> Response:
     services = request.app.state.services
     if data.positive_id(campaign_id) is None:
@@ -204,6 +207,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: 
         found = services.audit.get_campaign(campaign_id)
         items = services.audit.campaign_items(
             campaign_id, reviewer_id=viewer.person_id if mine else None, pending=True if pending else None,
+            person_id=person or None,
             limit=data.PAGE_SIZE, offset=(page_no - 1) * data.PAGE_SIZE)
     except NotFound:
         return not_found(request, viewer)
@@ -217,7 +221,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: 
     people = {i["person_id"] for i in rows} | {i["reviewer_id"] for i in rows if i["reviewer_id"]}
     return page(request, viewer, "campaign.html", status, nav="campaigns", c=c, items=rows,
                 total=items["total"], pages=max(1, -(-items["total"] // data.PAGE_SIZE)), page_no=page_no,
-                query={"mine": mine, "pending": pending}, names=data.names(services, people),
+                query={"mine": mine, "pending": pending, "person": person}, names=data.names(services, people),
                 roles=data.role_titles(services, viewer.lang), may_review=may_review, may_decide=may_decide,
                 may_manage=may(request, viewer, "manage_campaigns", target), bulk=bulk,
                 bulk_ids={i["id"] for i in bulk},
@@ -225,17 +229,33 @@ def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: 
                 error=error)
 
 
-def _act(request: Request, viewer: Viewer, campaign_id: int, action: Callable[[], str]) -> Response:
-    """Do ``action``; then 303 to the page it names, or the campaign page again saying why nothing changed."""
+def _act(request: Request, viewer: Viewer, campaign_id: int, action: Callable[[], str],
+         view: dict[str, Any] | None = None) -> Response:
+    """Do ``action``; then 303 to the page it names, or the campaign page (in ``view``: its filters and page)
+    again saying why nothing changed."""
+    view = view or {}
     try:
         done = action()
     except NotFound:
         return not_found(request, viewer)
     except data.FormError as exc:
-        return _campaign_page(request, viewer, campaign_id, error=data.Refusal(exc.key), status=422)
+        return _campaign_page(request, viewer, campaign_id, error=data.Refusal(exc.key), status=422, **view)
     except AccessGovError as exc:
-        return _campaign_page(request, viewer, campaign_id, error=data.refusal(exc.message), status=_status(exc))
+        return _campaign_page(request, viewer, campaign_id, error=data.refusal(exc.message), status=_status(exc),
+                              **view)
     return redirect(viewer, done)
+
+
+def _view_of(form: dict[str, str]) -> dict[str, Any]:
+    """The filters and page the decision form was on (so the answer shows the same rows: htmx picks the row
+    it replaces from it, and a reader without JavaScript comes back to where they were)."""
+    return {"mine": data.flag(form.get("mine", "")), "pending": data.flag(form.get("pending", "")),
+            "person": form.get("person", "").strip()[:64], "page_no": data.positive_id(form.get("page", "")) or 1}
+
+
+def _view_query(view: dict[str, Any]) -> str:
+    return urlencode({"mine": "1" if view["mine"] else "", "pending": "1" if view["pending"] else "",
+                      "person": view["person"], "page": view["page_no"]})
 
 
 @router.post(CAMPAIGN + "/items/{item_id:int}/decision")
@@ -246,14 +266,16 @@ def decide(request: Request, campaign_id: int, item_id: int, form: Form) -> Resp
     if data.positive_id(item_id) is None:
         return not_found(request, viewer)
 
+    view = _view_of(form)
+
     def run() -> str:
         asked = data.decision_of(form, _tz(viewer))
         request.app.state.services.audit.decide(
             campaign_id, item_id, decision=asked.decision, reason=asked.reason, reviewer=viewer.person_id,
             actor=viewer.person_id, until=asked.until)
-        return f"/console/campaigns/{campaign_id}?saved=decided"
+        return f"/console/campaigns/{campaign_id}?{_view_query(view)}&saved=decided"
 
-    return _act(request, viewer, campaign_id, run)
+    return _act(request, viewer, campaign_id, run, view)
 
 
 @router.post(CAMPAIGN + "/decisions")
