@@ -57,6 +57,7 @@ def test_the_console_works_over_postgresql(console: TestClient) -> None:
     assert diff.status_code == 200 and 'id="versions"' in diff.text
 
     assert sign_in(console, "zhouqiang").status_code == 303
+    assert services.recorder.flush()  # the decision log is written off the request path
     log = console.get("/console/decisions?person=P001&effect=deny")
     assert log.status_code == 200, log.text
     rows = re.findall(r'href="/console/decisions/([^"?]+)"', log.text)
