@@ -197,6 +197,8 @@ campaigns = Table(
     Column("closed_at", UTC_DT(), nullable=True),
     Column("closed_by", String(200), nullable=True),
     Column("result", JSON, nullable=True),
+    # the last reminder round, claimed by one process (compare-and-set: processes never remind twice at once)
+    Column("reminded_at", UTC_DT(), nullable=True),
 )
 
 # The people in a campaign's scope as they were at launch (the report's "population at launch").

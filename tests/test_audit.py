@@ -335,6 +335,44 @@ def test_two_processes_due_at_once_run_the_audit_once(db: str, request: pytest.F
     assert rows == [("schedule:2026-10-01T02:00+08:00", "done")]
 
 
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_reminder_round_is_claimed_by_one_process(db: str, request: pytest.FixtureRequest) -> None:
+    """Every process checks the reminders each minute. Two that both find a campaign due (as two processes
+    can, in the same minute) race to claim its round: one wins and reminds, so each reviewer gets one
+    reminder, not one per process."""
+    url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "postgres_url")
+    from app.config import AuditSettings
+    from tests.conftest import prepare_database
+
+    settings = make_settings(url, audit=AuditSettings(schedule=False, reminder_hours=24))
+    prepare_database(settings)
+    first, second = build_services(settings), build_services(settings)  # two processes' services
+    first.policy.reload()
+    campaign = first.audit.launch_campaign(name="提醒竞争", scope={}, due_at=datetime.now(UTC) + timedelta(days=7),
+                                           no_response="keep", auto_revoke_cap=0, actor="test")
+    engine = first.factory.kw["bind"]
+    with engine.begin() as conn:  # the mini organisation has no managers: give two items reviewers
+        ids = [r.id for r in conn.execute(select(at.campaign_items.c.id).where(
+            at.campaign_items.c.campaign_id == campaign["id"]).order_by(at.campaign_items.c.id).limit(2))]
+        for item_id, reviewer in zip(ids, ("P002", "P003"), strict=True):
+            conn.execute(at.campaign_items.update().where(at.campaign_items.c.id == item_id).values(
+                reviewer_id=reviewer))
+    now = datetime.now(UTC) + timedelta(hours=25)
+    assert first.audit.reminders_due(now) == second.audit.reminders_due(now) == [campaign["id"]]  # both see it
+    claims = [second.audit.claim_reminder_round(campaign["id"], now),
+              first.audit.claim_reminder_round(campaign["id"], now + timedelta(seconds=1))]
+    assert claims == [True, False]
+    assert second.audit.remind(campaign["id"], now=now)  # the winner sends the round
+    assert first.audit.remind_due(now + timedelta(seconds=2)) == 0  # the loser's next minute: nothing due
+    with engine.connect() as conn:
+        sent = conn.execute(select(at.campaign_reminders.c.reviewer_id)).scalars().all()
+    assert sorted(sent) == ["P002", "P003"]  # one each
+    assert first.audit.remind_due(now + timedelta(hours=23)) == 0  # the next round is 24 hours on
+    assert first.audit.remind_due(now + timedelta(hours=25)) == 1
+    for services in (first, second):
+        services.factory.kw["bind"].dispose()
+
+
 def test_schedule_endpoint_and_a_run_that_is_not_yet_due(client: TestClient) -> None:
     body = client.get("/v1/audit/schedule", headers=auth()).json()
     assert body["cron"] == "0 2 1 1,4,7,10 *" and body["timezone"] == "Asia/Shanghai"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, asc, desc, func, insert, select, update
+from sqlalchemy import and_, asc, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audits.population import build_population
@@ -397,29 +397,50 @@ class AuditService:
         now = now or datetime.now(UTC)
         rows = [{"campaign_id": campaign_id, "reviewer_id": r, "pending": n, "at": now, "channel": channels[r]}
                 for r, n in sorted(pending.items())]
-        if rows:
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            if rows:
                 conn.execute(insert(t.campaign_reminders), rows)
+            # a reminder on request counts as this round too (the schedule waits reminder_hours from it)
+            conn.execute(update(t.campaigns).where(
+                t.campaigns.c.id == campaign_id,
+                or_(t.campaigns.c.reminded_at.is_(None), t.campaigns.c.reminded_at < now)).values(reminded_at=now))
         return [{**r, "at": now.isoformat()} for r in rows]
 
     def remind_due(self, now: datetime | None = None) -> int:
-        """Scheduled reminders: active campaigns not reminded within ``reminder_hours`` (0: never)."""
-        hours = self.settings.reminder_hours
-        if not hours:
-            return 0
+        """Scheduled reminders: active campaigns not reminded within ``reminder_hours`` (0: never).
+
+        Every process runs this each minute; a round is claimed by one compare-and-set on the campaign's
+        ``reminded_at`` (moved only if it is still at least ``reminder_hours`` old), so one process sends it.
+        """
         now = now or datetime.now(UTC)
-        with self.engine.connect() as conn:
-            active = conn.execute(select(t.campaigns.c.id, t.campaigns.c.launched_at)
-                                  .where(t.campaigns.c.status == "active")).all()
-            last = dict(conn.execute(select(t.campaign_reminders.c.campaign_id, func.max(t.campaign_reminders.c.at))
-                                     .group_by(t.campaign_reminders.c.campaign_id)).all())
         done = 0
-        for cid, launched in active:
-            since = last.get(cid) or launched
-            if since is not None and (now - since).total_seconds() >= hours * 3600:
+        for cid in self.reminders_due(now):
+            if self.claim_reminder_round(cid, now):  # else another process claimed this round: it sends it
                 self.remind(cid, now=now)
                 done += 1
         return done
+
+    def reminders_due(self, now: datetime) -> list[int]:
+        """Active campaigns whose last reminder round (or launch) is ``reminder_hours`` old."""
+        if not self.settings.reminder_hours:
+            return []
+        c = t.campaigns.c
+        with self.engine.connect() as conn:
+            return [cid for (cid,) in conn.execute(select(c.id).where(
+                c.status == "active", func.coalesce(c.reminded_at, c.launched_at) <= self._round_cutoff(now)))]
+
+    def claim_reminder_round(self, campaign_id: int, now: datetime) -> bool:
+        """Take the campaign's due reminder round: True for exactly one of the processes that try."""
+        c = t.campaigns.c
+        with self.engine.begin() as conn:
+            claimed: int = conn.execute(update(t.campaigns).where(
+                c.id == campaign_id, c.status == "active",
+                func.coalesce(c.reminded_at, c.launched_at) <= self._round_cutoff(now),
+            ).values(reminded_at=now)).rowcount
+        return claimed == 1
+
+    def _round_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(hours=self.settings.reminder_hours)
 
     def close_preview(self, campaign_id: int) -> dict[str, Any]:
         return self._campaign_call(camp.close_preview, campaign_id)  # type: ignore[no-any-return]
