@@ -204,3 +204,25 @@ def test_a_duty_revoked_during_a_session_ends_it(console: TestClient) -> None:
     services.grants.revoke_grant(actor="test", grant_id=grant.id, reason="left the security team")
     response = console.get("/console/")
     assert response.status_code == 403 and 'id="message-no_duty"' in response.text
+
+
+def test_ids_that_are_not_plain_digits_are_not_found_never_a_500(console: TestClient) -> None:
+    """Row ids in paths, queries and forms are ASCII digits (web.db_id): "²" is a Unicode digit that int()
+    refuses, "١" an Arabic-Indic one it accepts; neither names a row."""
+    from datetime import UTC, datetime, timedelta
+
+    campaign = console.app.state.services.audit.launch_campaign(  # type: ignore[attr-defined]
+        name="编号检查", scope={}, due_at=datetime.now(UTC) + timedelta(days=7), no_response="keep",
+        auto_revoke_cap=0, actor="test")
+    assert sign_in(console, "sunli").status_code == 303
+    csrf = csrf_of(console.get("/console/").text)
+    for odd in ("²", "١", "1e3", " 1", "-1", "0"):
+        for path in (f"/console/sync/runs/{odd}", f"/console/reports/runs/{odd}", f"/console/campaigns/{odd}"):
+            assert console.get(path).status_code == 404, (path, odd)
+        assert console.get(f"/console/campaigns/{campaign['id']}?page={odd}").status_code == 200
+        assert console.get(f"/console/policy/diff?from={odd}&to=1").status_code in (404, 422)
+        revoke = console.post(f"/console/people/P001/grants/{odd}/revoke", data={"csrf": csrf, "reason": "x"})
+        assert revoke.status_code == 404, odd
+        decide = console.post(f"/console/campaigns/{campaign['id']}/items/{odd}/decision",
+                              data={"csrf": csrf, "decision": "keep", "reason": "x"})
+        assert decide.status_code in (404, 422), odd

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.console.service import parse_time
-from app.console.web import form_list
+from app.console.web import db_id, form_list
 from app.directory.models import Department, Person, Role
 
 DECISIONS = ("keep", "revoke", "reduce", "accept_risk")
@@ -19,7 +19,6 @@ BULK_DECISIONS = ("keep", "accept_risk")  # revoke and reduce are decided one it
 NO_RESPONSE = ("keep", "revoke", "recommendation")
 SYSTEMS = ("crm", "oa")
 SAVED = ("launched", "decided", "bulk", "rolled_back", "reminded", "closed")
-MAX_ID = 2**31 - 1
 MAX_TEXT = 2000
 PAGE_SIZE = 100
 
@@ -58,15 +57,6 @@ def refusal(message: str) -> Refusal:
         if needle in message:
             return Refusal(key, message)
     return Refusal("camp.err.refused", message)
-
-
-def positive_id(value: str | int) -> int | None:
-    """A database id from a path or form value; None when it is not one."""
-    text = str(value).strip()
-    if not text.isdigit():
-        return None
-    number = int(text)
-    return number if 1 <= number <= MAX_ID else None
 
 
 def flag(value: str) -> bool:
@@ -158,7 +148,7 @@ def decision_of(form: dict[str, str], tz: str) -> Decision:
 def bulk_of(form: dict[str, str], tz: str) -> tuple[list[int], Decision]:
     """(item ids, the decision) of the bulk form; at least one item (accept_risk needs a date)."""
     raw = form_list(form, "item")
-    ids = [positive_id(v) for v in raw]
+    ids = [db_id(v) for v in raw]
     if not raw or any(i is None for i in ids) or len(ids) > 1000:
         raise FormError("camp.err.no_items")
     if form.get("decision", "keep") not in BULK_DECISIONS:

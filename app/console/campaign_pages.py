@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from app.console import campaign_data as data
 from app.console.i18n import add_words
-from app.console.web import Form, Viewer, form_list, guard, guard_form, may, not_found, page, redirect
+from app.console.web import Form, Viewer, db_id, form_list, guard, guard_form, may, not_found, page, redirect
 from app.errors import AccessGovError, Conflict, NotFound
 
 router = APIRouter()
@@ -191,7 +191,7 @@ def campaign(request: Request, campaign_id: int, mine: str = "", pending: str = 
     viewer = guard(request, "view_campaigns", f"campaign:{campaign_id}")
     if isinstance(viewer, Response):
         return viewer
-    number = data.positive_id(page_no) or 1
+    number = db_id(page_no) or 1
     return _campaign_page(request, viewer, campaign_id, mine=data.flag(mine), pending=data.flag(pending),
                           person=person.strip()[:64], page_no=number, saved=saved if saved in data.SAVED else "",
                           reminded=int(n) if n.isdigit() and len(n) < 7 else 0)
@@ -201,7 +201,7 @@ def _campaign_page(request: Request, viewer: Viewer, campaign_id: int, *, mine: 
                    pending: bool = False, person: str = "", page_no: int = 1, saved: str = "", reminded: int = 0,
                    error: data.Refusal | None = None, status: int = 200) -> Response:
     services = request.app.state.services
-    if data.positive_id(campaign_id) is None:
+    if db_id(campaign_id) is None:
         return not_found(request, viewer)
     try:
         found = services.audit.get_campaign(campaign_id)
@@ -250,7 +250,7 @@ def _view_of(form: dict[str, str]) -> dict[str, Any]:
     """The filters and page the decision form was on (so the answer shows the same rows: htmx picks the row
     it replaces from it, and a reader without JavaScript comes back to where they were)."""
     return {"mine": data.flag(form.get("mine", "")), "pending": data.flag(form.get("pending", "")),
-            "person": form.get("person", "").strip()[:64], "page_no": data.positive_id(form.get("page", "")) or 1}
+            "person": form.get("person", "").strip()[:64], "page_no": db_id(form.get("page", "")) or 1}
 
 
 def _view_query(view: dict[str, Any]) -> str:
@@ -263,7 +263,7 @@ def decide(request: Request, campaign_id: int, item_id: int, form: Form) -> Resp
     viewer = guard_form(request, form, "review_campaign", f"campaign:{campaign_id}")
     if isinstance(viewer, Response):
         return viewer
-    if data.positive_id(item_id) is None:
+    if db_id(item_id) is None:
         return not_found(request, viewer)
 
     view = _view_of(form)
@@ -299,7 +299,7 @@ def rollback(request: Request, campaign_id: int, item_id: int, form: Form) -> Re
     viewer = guard_form(request, form, "review_campaign", f"campaign:{campaign_id}")
     if isinstance(viewer, Response):
         return viewer
-    if data.positive_id(item_id) is None:
+    if db_id(item_id) is None:
         return not_found(request, viewer)
 
     def run() -> str:
@@ -336,7 +336,7 @@ def close_preview(request: Request, campaign_id: int) -> Response:
 def _close_page(request: Request, viewer: Viewer, campaign_id: int, *, error: data.Refusal | None = None,
                 status: int = 200) -> Response:
     audit = request.app.state.services.audit
-    if data.positive_id(campaign_id) is None:
+    if db_id(campaign_id) is None:
         return not_found(request, viewer)
     try:
         c = data.campaign_row(audit.get_campaign(campaign_id))

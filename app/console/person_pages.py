@@ -12,13 +12,12 @@ from pydantic import ValidationError
 from app.console import person_data as data
 from app.console.i18n import add_words, format_date
 from app.console.pages import trend_chart
-from app.console.web import Form, Viewer, form_list, guard, guard_form, may, not_found, page, redirect
+from app.console.web import Form, Viewer, db_id, form_list, guard, guard_form, may, not_found, page, redirect
 from app.errors import AccessGovError, Conflict, NotFound
 
 router = APIRouter()
 EXPLAIN_KEYS = ("type", "action", "id", "department", "owner", "fields", "properties")
 MAX_PARAM = 2000
-GRANT_ID_MAX = 2**31 - 1
 
 
 @router.get("/people")
@@ -51,7 +50,7 @@ def revoke_grant(request: Request, person_id: str, grant_id: str, form: Form) ->
     if isinstance(viewer, Response):
         return viewer
     services = request.app.state.services
-    gid = _grant_id(grant_id)
+    gid = db_id(grant_id)
     if data.get_person(services, person_id) is None or gid is None or data.grant_of(services, person_id, gid) is None:
         return not_found(request, viewer)
     try:
@@ -71,7 +70,7 @@ def apply_least_privilege(request: Request, person_id: str, form: Form) -> Respo
     services = request.app.state.services
     if data.get_person(services, person_id) is None:
         return not_found(request, viewer)
-    picked = [_grant_id(v) for v in form_list(form, "grant")]
+    picked = [db_id(v) for v in form_list(form, "grant")]
     grant_ids = [g for g in picked if g is not None]
     if not grant_ids or len(grant_ids) != len(picked):
         return _person_page(request, viewer, person_id, error="person.lp_none", status=422, proposal=True)
@@ -134,8 +133,6 @@ def _int(value: str) -> int:
     return int(value) if value.isdigit() and len(value) <= 9 else 0
 
 
-def _grant_id(value: str) -> int | None:
-    return int(value) if value.isdigit() and 1 <= int(value) <= GRANT_ID_MAX else None
 
 
 def _status_of(exc: AccessGovError) -> int:

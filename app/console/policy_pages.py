@@ -10,12 +10,11 @@ from fastapi.responses import Response
 
 from app.console import policy_data as data
 from app.console.i18n import add_words
-from app.console.web import Form, Viewer, guard, guard_form, may, not_found, page, redirect
+from app.console.web import Form, Viewer, db_id, guard, guard_form, may, not_found, page, redirect
 from app.errors import AccessGovError, NotFound
 
 router = APIRouter()
 TARGET = "policy"
-MAX_ID = 2**31 - 1
 
 
 @router.get("/policy")
@@ -41,7 +40,7 @@ def version(request: Request, version_id: str) -> Response:
     viewer = guard(request, "view_policy", TARGET)
     if isinstance(viewer, Response):
         return viewer
-    number = _id(version_id)
+    number = db_id(version_id)
     if number is None:
         return not_found(request, viewer)
     try:
@@ -57,7 +56,7 @@ def diff(request: Request, from_: Annotated[str, Query(alias="from")] = "", to: 
     viewer = guard(request, "view_policy", TARGET)
     if isinstance(viewer, Response):
         return viewer
-    old_id, new_id = _id(from_), _id(to)
+    old_id, new_id = db_id(from_), db_id(to)
     if old_id is None or new_id is None:
         return page(request, viewer, "policy_diff.html", 422, nav="policy", error="policy.err.bad_ids", files=[],
                     old=None, new=None)
@@ -103,7 +102,7 @@ def rollback_preview(request: Request, to: str = "") -> Response:
     viewer = guard(request, "change_policy", TARGET)
     if isinstance(viewer, Response):
         return viewer
-    number = _id(to)
+    number = db_id(to)
     if number is None:
         return _index(request, viewer, 422, error=AccessGovError("policy.err.bad_ids"))
     try:
@@ -121,7 +120,7 @@ def rollback(request: Request, form: Form) -> Response:
     if isinstance(viewer, Response):
         return viewer
     services = request.app.state.services
-    number = _id(form.get("to", ""))
+    number = db_id(form.get("to", ""))
     if number is None:
         return _index(request, viewer, 422, error=AccessGovError("policy.err.bad_ids"))
     try:
@@ -135,12 +134,6 @@ def rollback(request: Request, form: Form) -> Response:
     return redirect(viewer, "/console/policy?saved=1")
 
 
-def _id(value: str) -> int | None:
-    """A version id of a query or form (None when it is not one)."""
-    value = value.strip()
-    if not value.isdecimal() or not 1 <= int(value) <= MAX_ID:
-        return None
-    return int(value)
 
 
 def _details(error: AccessGovError | None) -> list[str]:

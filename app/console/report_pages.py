@@ -8,13 +8,12 @@ from fastapi.responses import Response
 
 from app.console import service
 from app.console.i18n import LANGS, add_words, t
-from app.console.web import Viewer, guard, not_found, page
+from app.console.web import Viewer, db_id, guard, not_found, page
 from app.errors import NotFound
 
 router = APIRouter()
 FORMATS = ("html", "csv", "xlsx", "pdf")
 KINDS = {"runs": "run", "campaigns": "campaign"}  # path segment: the audit service's report kind
-MAX_ID = 2**31 - 1
 RUN_LIMIT = 100
 
 add_words({
@@ -77,7 +76,7 @@ def report_file(request: Request, kind: str, ref: str, format: str = "html", lan
     viewer = guard(request, "view_reports", f"report:{KINDS.get(kind, kind)[:16]}:{ref[:20]}")
     if isinstance(viewer, Response):
         return viewer
-    number = _db_id(ref)
+    number = db_id(ref)
     if kind not in KINDS or number is None:
         return not_found(request, viewer)
     lang = lang or viewer.lang
@@ -97,7 +96,7 @@ def evidence_pack(request: Request, kind: str, ref: str) -> Response:
     viewer = guard(request, "view_reports", f"report:{KINDS.get(kind, kind)[:16]}:{ref[:20]}:evidence-pack")
     if isinstance(viewer, Response):
         return viewer
-    number = _db_id(ref)
+    number = db_id(ref)
     if kind not in KINDS or number is None:
         return not_found(request, viewer)
     try:
@@ -116,8 +115,3 @@ def _attachment(viewer: Viewer, body: bytes, media: str, name: str, **headers: s
     return response
 
 
-def _db_id(value: str) -> int | None:
-    """A row id from a path (None: not one, so no such row)."""
-    if not (value.isascii() and value.isdigit() and len(value) <= 10):
-        return None
-    return int(value) if 0 < int(value) <= MAX_ID else None

@@ -239,8 +239,10 @@ for _section in (campaign_pages, person_pages, policy_pages, log_pages, sync_pag
     router.include_router(_section.router)
 
 
-@router.get("/{rest:path}")
+@router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(request: Request, rest: str) -> Response:
+    """Any other console address, whatever the method: the 404 page (a form posted to a row that is not
+    one lands here too, e.g. a non-numeric item id)."""
     return message(request, runtime_of(request.app), 404, "404")
 
 

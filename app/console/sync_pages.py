@@ -9,12 +9,11 @@ from fastapi.responses import Response
 
 from app.console import sync_data
 from app.console.i18n import add_words, t
-from app.console.web import Form, Viewer, guard, guard_form, may, not_found, page, redirect
+from app.console.web import Form, Viewer, db_id, guard, guard_form, may, not_found, page, redirect
 from app.errors import AccessGovError, Conflict, NotFound
 
 router = APIRouter()
 SOURCE_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-MAX_ID = 2**31 - 1
 CONFLICT_LIMIT = 200
 
 add_words({
@@ -153,7 +152,7 @@ def sync_run(request: Request, run_id: str, saved: int = 0) -> Response:
 def _run_page(request: Request, viewer: Viewer, run_id: str, *, saved: bool = False, error: str = "",
               status: int = 200) -> Response:
     sync = request.app.state.services.sync
-    number = _db_id(run_id)
+    number = db_id(run_id)
     if sync is None or number is None:
         return not_found(request, viewer)
     try:
@@ -171,7 +170,7 @@ def confirm_run(request: Request, run_id: str, form: Form) -> Response:
     if isinstance(viewer, Response):
         return viewer
     sync = request.app.state.services.sync
-    number = _db_id(run_id)
+    number = db_id(run_id)
     if sync is None or number is None:
         return not_found(request, viewer)
     choice = form.get("apply", "")
@@ -210,8 +209,3 @@ def sync_orphans(request: Request) -> Response:
                 may_findings=may(request, viewer, "view_findings", "findings"))
 
 
-def _db_id(value: str) -> int | None:
-    """A row id from a path (None: not one, so no such row)."""
-    if not (value.isascii() and value.isdigit() and len(value) <= 10):
-        return None
-    return int(value) if 0 < int(value) <= MAX_ID else None

@@ -114,6 +114,18 @@ def redirect(viewer: Viewer, url: str) -> Response:
     return response
 
 
+DB_ID_MAX = 2**31 - 1
+
+
+def db_id(value: str | int) -> int | None:
+    """A row id from a path, query or form value (ASCII digits only, 1 to 2**31 - 1); None when it is not one."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    number = int(text)
+    return number if 1 <= number <= DB_ID_MAX else None
+
+
 def next_of(request: Request) -> str:
     """This request's path and query."""
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
