@@ -320,7 +320,8 @@ Format = Literal["html", "csv", "xlsx", "pdf"]
 Lang = Literal["zh-CN", "en"]
 
 
-def _file(body: bytes, media: str, name: str, **headers: str) -> Response:
+def file_response(body: bytes, media: str, name: str, **headers: str) -> Response:
+    """A report or evidence pack as a download (the API's and the console's)."""
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"',
                                                      "Cache-Control": "no-store", **headers})
 
@@ -330,7 +331,7 @@ def _file(body: bytes, media: str, name: str, **headers: str) -> Response:
 def run_report(run_id: DbId, caller: AuditCaller, request: Request, format: Format = "html",
                lang: Lang = "zh-CN") -> Response:
     """HTML, CSV (a ZIP of one file per section), XLSX or PDF; Chinese by default."""
-    return _file(*_audit(request).report("run", run_id, fmt=format, lang=lang))
+    return file_response(*_audit(request).report("run", run_id, fmt=format, lang=lang))
 
 
 @router.get("/runs/{run_id}/evidence-pack", summary="An audit run's evidence pack (ZIP with SHA-256 manifest)",
@@ -339,7 +340,7 @@ def run_pack(run_id: DbId, caller: AuditCaller, request: Request) -> Response:
     """Every rendering in both languages, the data as JSON, the trail's verification; the pack's digest
     (SHA-256 of its manifest.json) is in the ``X-Evidence-Digest`` header."""
     body, digest, name = _audit(request).evidence_pack("run", run_id)
-    return _file(body, "application/zip", name, **{"X-Evidence-Digest": digest})
+    return file_response(body, "application/zip", name, **{"X-Evidence-Digest": digest})
 
 
 @router.get("/campaigns/{campaign_id}/report", summary="A campaign's report", response_class=Response,
@@ -347,11 +348,11 @@ def run_pack(run_id: DbId, caller: AuditCaller, request: Request) -> Response:
 def campaign_report(campaign_id: DbId, caller: AuditCaller, request: Request, format: Format = "html",
                     lang: Lang = "zh-CN") -> Response:
     """The population at launch, the decisions with their apply results, the population after."""
-    return _file(*_audit(request).report("campaign", campaign_id, fmt=format, lang=lang))
+    return file_response(*_audit(request).report("campaign", campaign_id, fmt=format, lang=lang))
 
 
 @router.get("/campaigns/{campaign_id}/evidence-pack", summary="A campaign's evidence pack",
             response_class=Response, responses={200: {"content": {"application/zip": {}}}})
 def campaign_pack(campaign_id: DbId, caller: AuditCaller, request: Request) -> Response:
     body, digest, name = _audit(request).evidence_pack("campaign", campaign_id)
-    return _file(body, "application/zip", name, **{"X-Evidence-Digest": digest})
+    return file_response(body, "application/zip", name, **{"X-Evidence-Digest": digest})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.audits.router import file_response
 from app.console import service
 from app.console.i18n import LANGS, add_words, t
 from app.console.web import Viewer, db_id, guard, not_found, page
@@ -109,8 +110,7 @@ def evidence_pack(request: Request, kind: str, ref: str) -> Response:
 def _attachment(viewer: Viewer, body: bytes, media: str, name: str, **headers: str) -> Response:
     """A file to save, never shown in the console's page (an HTML report has its own styles and the
     console's CSP would break them), headed as the API heads it."""
-    response = Response(body, media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store", **headers})
+    response = file_response(body, media, name, **headers)
     viewer.rt.codec.write(response, viewer.session)
     return response
 
