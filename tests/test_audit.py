@@ -428,6 +428,12 @@ def test_campaign_launch_review_revoke_deny_rollback(demo_client: TestClient) ->
     manager = item["reviewer_id"]
     assert item["reviewer_basis"] == "manager" and manager and manager != "P00013"
     assert all(i["reviewer_id"] != i["person_id"] for i in items)  # nobody reviews themselves
+    theirs = client.get(f"/v1/audit/campaigns/{campaign['id']}/items", headers=h,
+                        params={"person_id": "P00013"}).json()
+    assert theirs["items"]
+    assert {i["id"] for i in theirs["items"]} == {i["id"] for i in items if i["person_id"] == "P00013"}
+    assert client.get(f"/v1/audit/campaigns/{campaign['id']}/items", headers=h,
+                      params={"person_id": "x" * 65}).status_code in (400, 422)
 
     url = f"/v1/audit/campaigns/{campaign['id']}/items/{item['id']}"
     own = client.post(f"{url}/decision", headers=h, json={"decision": "keep", "reason": "我需要", "reviewer": "P00013"})
