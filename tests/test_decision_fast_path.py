@@ -22,7 +22,7 @@ from sqlalchemy import select
 from app.db import make_engine, make_sessionmaker
 from app.decisions.models import DecisionRecord, Usage
 from app.decisions.recorder import DbDecisionRecorder, DecisionEntry, write_rows
-from app.decisions.schemas import EvaluationRequest, EvaluationsRequest, fast_evaluation, fast_evaluations
+from app.decisions.schemas import EvaluationRequest, EvaluationsRequest, ItemIn, fast_evaluation, fast_evaluations
 from app.metrics import BatchHistogram, Metrics
 
 NOW = datetime(2026, 11, 25, 9, 30, 0, tzinfo=UTC)
@@ -189,6 +189,14 @@ def test_fast_batch_check_accepts_only_what_the_model_accepts(seed: int) -> None
             assert _same(fast, model), body
             expected = model.options.evaluations_semantic if model.options else "execute_all"
             assert fast.semantic == expected
+            # merge=True: each item comes with the defaults filled in, as DecisionService.batch_items fills them.
+            merged = fast_evaluations(body, merge=True)
+            assert merged is not None and merged.semantic == fast.semantic
+            assert (merged.evaluations is None) == (model.evaluations is None)
+            for got, e in zip(merged.evaluations or (), model.evaluations or (), strict=True):
+                want = ItemIn(e.subject or model.subject, e.action or model.action, e.resource or model.resource,
+                              e.context if e.context is not None else model.context)
+                assert _same(got, want), body
     assert accepted > 20
 
 

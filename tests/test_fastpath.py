@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.decisions.fastpath import DecisionFastPath
+from app.http_guard import MAX_DEPTH
 from app.main import create_app
 from tests.conftest import auth, dev_token, make_settings, prepare_database
 from tests.test_bad_input import EDGE_VALUES, FAST_SHUTDOWN, SWEPT, _fuzz_bodies, changed, member_paths
@@ -47,6 +48,14 @@ class Counting:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.calls += 1
         await self.app(scope, receive, send)
+
+
+def nested(levels: int) -> Any:
+    """A value ``levels`` containers deep (lists and objects in turn)."""
+    value: Any = 1
+    for i in range(levels):
+        value = [value] if i % 2 else {"v": value}
+    return value
 
 
 class Pair:
@@ -149,6 +158,8 @@ ANSWERED_FAST: list[tuple[str, str, Any]] = [
     ("batch, empty options", BATCH, {**BATCH_BODY, "options": {}}),
     ("batch of exactly max_batch", BATCH, {**BATCH_BODY, "evaluations": BATCH_BODY["evaluations"] * 50}),
     ("batch, evaluations empty but a full default", BATCH, {**body(), "evaluations": []}),
+    ("properties nested within bounds", EVAL, body(x=nested(20))),
+    ("unknown member nested within bounds", BATCH, {**BATCH_BODY, "extra": nested(20)}),
 ]
 
 HANDED_ON: list[tuple[str, str, Any, dict[str, str] | None]] = [
@@ -168,6 +179,17 @@ HANDED_ON: list[tuple[str, str, Any, dict[str, str] | None]] = [
     ("null", EVAL, b"null", None),
     ("a list", BATCH, b"[1, 2]", None),
     ("too deep", EVAL, b"[" * 40 + b"]" * 40, None),
+    # The fast path does not walk bodies for their depth: its shape check bounds what it accepts.
+    ("too deep in properties", EVAL, body(x=nested(40)), None),
+    ("too deep in a batch item's properties", BATCH,
+     {**BATCH_BODY, "evaluations": [{"resource": body(x=nested(30))["resource"]}]},
+     None),
+    ("too deep in subject properties", EVAL, changed(body(), "subject.properties", {"x": nested(40)}), None),
+    ("too deep in context", EVAL, {**body(), "context": {"x": nested(40)}}, None),
+    ("too deep in options", BATCH, {**BATCH_BODY, "options": {"x": nested(40)}}, None),
+    ("too deep in an unknown member", EVAL, {**body(), "extra": nested(40)}, None),
+    ("too deep in an unknown member of a resource", BATCH,
+     {**BATCH_BODY, "evaluations": [{"resource": {**body()["resource"], "extra": nested(40)}}]}, None),
     ("lone surrogate", EVAL, b'{"subject": {"type": "user", "id": "\\ud800"}}', None),
     ("NUL", EVAL, json.dumps(changed(body(), "resource.id", "a\x00")).encode(), None),
     ("too large", EVAL, b'{"a": "' + b"x" * (5 * 1024 * 1024) + b'"}', None),
@@ -196,6 +218,16 @@ def test_everything_else_is_answered_by_fastapi(pair: Pair, what: str, path: str
                                                 headers: dict[str, str] | None) -> None:
     assert not pair.send(path, content, headers), f"{what}: the fast path should have handed it on"
     pair.assert_same_records()
+
+
+def test_a_body_too_deep_anywhere_is_refused_though_the_fast_path_does_not_walk_it(pair: Pair) -> None:
+    """The body guard's 400 ``too_deep`` (nesting over MAX_DEPTH), wherever the depth hides."""
+    for content in (body(x=nested(MAX_DEPTH)), {**body(), "extra": nested(MAX_DEPTH)},
+                    {**BATCH_BODY, "evaluations": [{"resource": body(x=nested(MAX_DEPTH - 4))["resource"]}]}):
+        path = BATCH if "evaluations" in content else EVAL
+        answer = pair.fast.post(path, content=json.dumps(content).encode(), headers=OK)
+        assert answer.status_code == 400, content
+        assert answer.json()["error"]["code"] == "too_deep"
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ def grant_info(g: GrantEdge) -> dict[str, Any]:
     }
 
 
-def explain(engine: Engine, req: Request, fields: list[str]) -> dict[str, Any]:
+def explain(engine: Engine, req: Request, fields: Sequence[str]) -> dict[str, Any]:
     """Every grant, role and candidate rule (those whose domain covers the record's department) of a
     decision, and what each contributed."""
     decision = engine.decide(req)

@@ -8,8 +8,11 @@ app's 500) and answers the ordinary request end to end:
 
 * exactly ``POST /access/v1/evaluation`` or ``/access/v1/evaluations``, ``content-type:
   application/json``;
-* a body within the body guard's limit that the body guard accepts (``check_body``) and the fast body
-  check of the route accepts (``evaluation_plan`` / ``evaluations_plan`` with ``fast_only``);
+* a body within the body guard's limit that is JSON the body guard would not refuse for its text
+  (``parse_unwalked``: no NUL, no lone surrogate) and that the fast body check of the route accepts
+  (``evaluation_plan`` / ``evaluations_plan`` with ``fast_only``).  That check accepts only bodies a few
+  levels deep (the decision request's own members; property values scalars or lists / objects of
+  scalars), so the body guard's depth walk is not needed here;
 * a bearer token the verifier accepts (normally from its cache of verified tokens) with the
   ``accessgov.decide`` scope (``caller_for``, as the route's dependency).
 
@@ -35,7 +38,7 @@ import orjson
 
 from app.decisions.router import Plan, decide, evaluation_plan, evaluations_plan
 from app.deps import caller_for
-from app.http_guard import MAX_BODY_BYTES, NOT_JSON, check_body
+from app.http_guard import MAX_BODY_BYTES, NOT_JSON, parse_unwalked
 
 log = logging.getLogger(__name__)
 DECIDE_SCOPE = "accessgov.decide"
@@ -104,8 +107,8 @@ async def _plan(planner: Callable[..., Plan | None], services: Any, scope: dict[
         chunks.append(chunk)
         if not message.get("more_body"):
             break
-    problem, data = check_body(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-    if problem is not None or data is NOT_JSON:
+    data = parse_unwalked(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+    if data is NOT_JSON:
         return None
     # As HTTPBearer reads the header (first value, "<scheme> <credentials>", credentials stripped).
     scheme, _, credentials = authorization.decode("latin-1").partition(" ")

@@ -6,8 +6,8 @@ person, unknown resource type or action, unknown department.  Nothing here ever 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +35,8 @@ class Resolved:
     person: PersonView | None = None
     deny: str | None = None
     message: str = ""
-    fields: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    fields: Sequence[str] = ()
+    notes: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -86,37 +86,52 @@ def resolve_owner(directory: Directory, owner: Any, system: str) -> str:
 def resolve(
     *, policy: Policy, directory: Directory, caller: Caller, subject: Any, action: Any, resource: Any,
     context: Mapping[str, Any] | None, record: RecordInfo | None, now: datetime,
+    memo: dict[Any, Any] | None = None,
 ) -> Resolved:
-    """Resolve one evaluation; the result carries a request or a deny code, never an allow."""
+    """Resolve one evaluation; the result carries a request or a deny code, never an allow.
+
+    ``memo``: a dict that lives as long as one request (a batch).  Its items usually share one subject
+    object (the top-level default), whose person and home are then looked up once; it is keyed by the
+    object's identity, which is unique while the request's items hold their subjects.
+    """
     rtype = policy.resources.get(resource.type)
     if rtype is None:
         return Resolved(deny="unknown_resource_type", message=f"no resource type {resource.type!r}")
     if action.name not in rtype.actions:
         return Resolved(deny="unknown_action", message=f"{resource.type} has no action {action.name!r}")
-    person, code = resolve_person(directory, subject.type, subject.id)
+    key = (id(subject), rtype.system)
+    seen = memo.get(key) if memo is not None else None
+    if seen is None:
+        person, code = resolve_person(directory, subject.type, subject.id)
+        found: list[str] = []
+        home = _home(directory, person, subject, caller, rtype.system, found) if person is not None else ""
+        seen = (person, code, home, found or ())
+        if memo is not None:
+            memo[key] = seen
+    person, code, home, notes = seen
     if person is None:
         return Resolved(deny=code, message=f"subject {subject.id!r}: {code}")
-    out = Resolved(person=person)
-    props = dict(resource.properties or {})
+    props = dict(resource.properties) if resource.properties else {}
     asked = props.pop("fields", None)
+    fields: Sequence[str] = ()
     if asked is not None:
         if not isinstance(asked, list) or not all(isinstance(f, str) for f in asked):
             return Resolved(deny="invalid_fields", message="resource.properties.fields must be a list of names")
-        out.fields = list(dict.fromkeys(asked))
+        fields = list(dict.fromkeys(asked))
     if record is not None:
         props.setdefault("owner", record.owner_id)
         props.setdefault("department", record.department_id)
-        for key, value in record.properties.items():
-            props.setdefault(key, value)
+        for k, value in record.properties.items():
+            props.setdefault(k, value)
     dom = _record_domain(directory, props.get("department"), rtype.system)
     if dom is None:
         return Resolved(person=person, deny="unknown_department",
                         message="resource.properties.department is missing or unknown")
-    home = _home(directory, person, subject, caller, rtype.system, out.notes)
     owner = resolve_owner(directory, props.get("owner"), rtype.system)
-    attrs = {"record": props, "action": dict(action.properties or {}), "context": dict(context or {})}
-    out.request = Request(person.sub, dom, resource.type, action.name, owner, home, attrs, now)
-    return out
+    attrs = {"record": props, "action": dict(action.properties) if action.properties else {},
+             "context": dict(context) if context else {}}
+    return Resolved(Request(person.sub, dom, resource.type, action.name, owner, home, attrs, now), person,
+                    fields=fields, notes=notes)
 
 
 def _record_domain(directory: Directory, ref: Any, system: str) -> str | None:

@@ -157,7 +157,8 @@ def evaluations_plan(decisions: DecisionService, caller: Caller, data: Any, *,
                      fast_only: bool = False) -> Plan | None:
     """``POST /access/v1/evaluations``: the plan for a parsed body (None: the fast check refused it and
     ``fast_only`` was asked).  Raises InvalidRequest (400) for a batch that cannot be answered."""
-    fast = fast_evaluations(data)
+    fast = fast_evaluations(data, merge=True)
+    items: Sequence[Any]
     if fast is None:
         if fast_only:
             return None
@@ -173,7 +174,8 @@ def evaluations_plan(decisions: DecisionService, caller: Caller, data: Any, *,
         return (lambda: decisions.evaluate(caller=caller, request=single)), (single,)
     else:
         semantic = fast.semantic
-        items = decisions.batch_items(fast.subject, fast.action, fast.resource, fast.context, fast.evaluations)
+        items = fast.evaluations  # merged with the defaults already
+        decisions.check_items(items)
     return (lambda: decisions.run_batch(caller, items, semantic)), items
 
 

@@ -265,18 +265,64 @@ _SEMANTICS = {s.value: s for s in Semantic}
 _NO = object()  # "does not fit the fast path"
 
 
+_CONTAINERS = (dict, list)
+_SUBJECT_KEYS = frozenset({"type", "id", "properties"})
+_ACTION_KEYS = frozenset({"name", "properties"})
+_ITEM_KEYS = frozenset({"subject", "action", "resource", "context"})
+_BATCH_KEYS = _ITEM_KEYS | {"evaluations", "options"}
+# The deepest a value inside a member may nest for the fast check to accept the body.  The deepest member
+# it reads is a batch item's resource properties (the body, evaluations, the item, the resource, the
+# properties: 5 levels), so an accepted body is at most 5 + 26 levels deep, within the body guard's
+# MAX_DEPTH (32).  The fast path therefore needs no depth walk of its own (``http_guard.parse_unwalked``);
+# a deeper body goes the model's way, where the body guard walks it and refuses it.
+_VALUE_DEPTH = 26
+
+
+def _nests_within(value: Any, levels: int) -> bool:
+    """Does a container nest at most ``levels`` deep (itself being level 1)?  Walks containers only."""
+    level, depth = [value], 1
+    while True:
+        nested: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                nested += [v for v in node.values() if type(v) in _CONTAINERS]
+            elif type(node) is list:
+                nested += [v for v in node if type(v) in _CONTAINERS]
+        if not nested:
+            return True
+        depth += 1
+        if depth > levels:
+            return False
+        level = nested
+
+
+def _shallow(d: dict[str, Any]) -> bool:
+    """Are the values of ``d`` scalars, or containers within _VALUE_DEPTH?  (Usually scalars and ``fields``,
+    a list of names.)"""
+    for v in d.values():  # noqa: SIM110 - a loop: cheaper than all() over a generator, on every item
+        if type(v) in _CONTAINERS and not _nests_within(v, _VALUE_DEPTH):
+            return False
+    return True
+
+
+def _members(v: dict[str, Any], known: frozenset[str]) -> bool:
+    """The members the fast check does not read (ignored, as the models ignore them) nest within bounds."""
+    return v.keys() <= known or all(k in known or type(x) not in _CONTAINERS or _nests_within(x, _VALUE_DEPTH)
+                                    for k, x in v.items())
+
+
 def _fast_props(v: Any) -> Any:
-    return v if v is None or type(v) is dict else _NO
+    return v if v is None or (type(v) is dict and _shallow(v)) else _NO
 
 
 def _fast_subject(v: Any) -> Any:
     if v is None:
         return None
-    if type(v) is not dict:
+    if type(v) is not dict or not _members(v, _SUBJECT_KEYS):
         return _NO
     t, i, p = v.get("type"), v.get("id"), v.get("properties")
     if (type(t) is not str or not 0 < len(t) <= 64 or type(i) is not str or not 0 < len(i) <= 300
-            or (p is not None and type(p) is not dict)):
+            or (p is not None and (type(p) is not dict or not _shallow(p)))):
         return _NO
     return SubjectIn(t, i, p)
 
@@ -284,10 +330,10 @@ def _fast_subject(v: Any) -> Any:
 def _fast_action(v: Any) -> Any:
     if v is None:
         return None
-    if type(v) is not dict:
+    if type(v) is not dict or not _members(v, _ACTION_KEYS):
         return _NO
     n, p = v.get("name"), v.get("properties")
-    if type(n) is not str or not 0 < len(n) <= 64 or (p is not None and type(p) is not dict):
+    if type(n) is not str or not 0 < len(n) <= 64 or (p is not None and (type(p) is not dict or not _shallow(p))):
         return _NO
     return ActionIn(n, p)
 
@@ -295,17 +341,17 @@ def _fast_action(v: Any) -> Any:
 def _fast_resource(v: Any) -> Any:
     if v is None:
         return None
-    if type(v) is not dict:
+    if type(v) is not dict or not _members(v, _SUBJECT_KEYS):
         return _NO
     t, i, p = v.get("type"), v.get("id"), v.get("properties")
     if (type(t) is not str or not 0 < len(t) <= 64 or type(i) is not str or len(i) > 300
-            or (p is not None and type(p) is not dict)):
+            or (p is not None and (type(p) is not dict or not _shallow(p)))):
         return _NO
     return ResourceIn(t, i, p)
 
 
-def _fast_item(v: Any) -> Any:
-    if type(v) is not dict:
+def _fast_item(v: Any, keys: frozenset[str] = _ITEM_KEYS) -> Any:
+    if type(v) is not dict or not _members(v, keys):
         return _NO
     s, a, r, c = (_fast_subject(v.get("subject")), _fast_action(v.get("action")),
                   _fast_resource(v.get("resource")), _fast_props(v.get("context")))
@@ -322,15 +368,19 @@ def fast_evaluation(data: Any) -> ItemIn | None:
     return item  # type: ignore[no-any-return]
 
 
-def fast_evaluations(data: Any) -> BatchIn | None:
-    """A batch body, or None when it does not fit the fast path (then validate with the model)."""
-    top = _fast_item(data)
+def fast_evaluations(data: Any, *, merge: bool = False) -> BatchIn | None:
+    """A batch body, or None when it does not fit the fast path (then validate with the model).
+
+    ``merge``: each item comes with the top-level defaults already filled in (as ``batch_items`` fills
+    them), so the decision path need not build the items a second time; a part still missing stays None.
+    """
+    top = _fast_item(data, _BATCH_KEYS)
     if top is _NO:
         return None
     semantic = Semantic.execute_all
     options = data.get("options")
     if options is not None:
-        if type(options) is not dict:
+        if type(options) is not dict or not _shallow(options):
             return None
         if "evaluations_semantic" in options:
             found = _SEMANTICS.get(options["evaluations_semantic"]) if type(
@@ -345,16 +395,21 @@ def fast_evaluations(data: Any) -> BatchIn | None:
             return None
         items = []
         append = items.append
+        subject, action, resource, context = ((top.subject, top.action, top.resource, top.context) if merge
+                                              else (None, None, None, None))
         for v in raw:
             # The common item: a resource only.
             if type(v) is dict and len(v) == 1 and "resource" in v:
                 r = _fast_resource(v["resource"])
                 if r is _NO:
                     return None
-                append(ItemIn(None, None, r, None))
+                append(ItemIn(subject, action, r if r is not None else resource, context))
                 continue
             item = _fast_item(v)
             if item is _NO:
                 return None
+            if merge:
+                item = ItemIn(item.subject or top.subject, item.action or top.action, item.resource or top.resource,
+                              item.context if item.context is not None else top.context)
             append(item)
     return BatchIn(top.subject, top.action, top.resource, top.context, items, semantic)

@@ -75,20 +75,26 @@ class DecisionService:
     def batch_items(self, subject: Any, action: Any, resource: Any, context: dict[str, Any] | None,
                     evaluations: Sequence[Any]) -> list[Item]:
         """The evaluations with the top-level defaults filled in; 400 when one lacks a part or there are too many."""
-        if len(evaluations) > self._max_batch:
-            raise InvalidRequest(f"at most {self._max_batch} evaluations per request",
-                                 details={"max": self._max_batch, "given": len(evaluations)})
-        items = []
-        for index, e in enumerate(evaluations):
-            merged = Item(e.subject or subject, e.action or action, e.resource or resource,
-                          e.context if e.context is not None else context)
-            if merged.subject is None or merged.action is None or merged.resource is None:
-                missing = [k for k in ("subject", "action", "resource") if getattr(merged, k) is None]
+        self._check_size(evaluations)
+        items = [Item(e.subject or subject, e.action or action, e.resource or resource,
+                      e.context if e.context is not None else context) for e in evaluations]
+        self.check_items(items)
+        return items
+
+    def check_items(self, items: Sequence[Any]) -> None:
+        """400 when there are too many items or one (already merged with the defaults) lacks a part."""
+        self._check_size(items)
+        for index, item in enumerate(items):
+            if item[0] is None or item[1] is None or item[2] is None:
+                missing = [k for k, v in zip(("subject", "action", "resource"), item[:3], strict=True) if v is None]
                 raise InvalidRequest(
                     f"evaluations[{index}] lacks {', '.join(missing)} and there is no top-level default",
                     details={"index": index, "missing": missing})
-            items.append(merged)
-        return items
+
+    def _check_size(self, evaluations: Sequence[Any]) -> None:
+        if len(evaluations) > self._max_batch:
+            raise InvalidRequest(f"at most {self._max_batch} evaluations per request",
+                                 details={"max": self._max_batch, "given": len(evaluations)})
 
     def run_batch(self, caller: Caller, items: Sequence[Any], semantic: Semantic) -> dict[str, Any]:
         """Answer items already merged with their defaults (``batch_items``)."""
@@ -113,7 +119,7 @@ class DecisionService:
         return decision
 
     def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem | Item,
-                now: datetime | None = None) -> Resolved:
+                now: datetime | None = None, memo: dict[Any, Any] | None = None) -> Resolved:
         """Resolve subject, resource and action through the directory and the record registry."""
         assert request.subject is not None
         assert request.action is not None
@@ -126,7 +132,7 @@ class DecisionService:
             record = self._record_lookup(resource.type, resource.id)
         return resolve(policy=state.engine.policy, directory=state.directory, caller=caller,
                        subject=request.subject, action=request.action, resource=resource,
-                       context=request.context, record=record, now=now or datetime.now(UTC))
+                       context=request.context, record=record, now=now or datetime.now(UTC), memo=memo)
 
     def _run(self, caller: Caller, items: Iterable[Any], semantic: Semantic) -> list[dict[str, Any]]:
         state = self._holder.current
@@ -138,16 +144,22 @@ class DecisionService:
         counts: dict[tuple[str, str], int] = {}
         perf = time.perf_counter
         stop_on = None if semantic == Semantic.execute_all else semantic == Semantic.permit_on_first_permit
+        memo: dict[Any, Any] = {}  # what the request's decisions share (its subject's person, home and log text)
+        debug = log.isEnabledFor(logging.DEBUG)
         for item in items:
             started = perf()
             decision_id = self._ids.next()
             try:
-                out = self._evaluate(state, caller, caller_id, item, decision_id, now, rows)
+                out = self._evaluate(state, caller, caller_id, item, decision_id, now, rows, memo)
             except Exception:
                 # Fail closed: a bug or an outage on the decision path denies, it never allows.
                 log.exception("decision failed", extra={"decision_id": decision_id})
                 out = _error_answer(decision_id, state, "internal_error", "the decision could not be made")
             seconds.append(perf() - started)
+            if debug:
+                log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
+                                             "allowed": out["decision"], "code": out["context"]["reason"]["code"],
+                                             "policy_version": state.version if state else None})
             rtype = item.resource.type if item.resource else ""
             allowed = out["decision"]
             key = ("allow" if allowed else "deny", rtype.partition(".")[0] if "." in rtype else "unknown")
@@ -162,10 +174,10 @@ class DecisionService:
         return results
 
     def _evaluate(self, state: State | None, caller: Caller, caller_id: str, request: Any, decision_id: str,
-                  now: datetime, rows: list[LogRow]) -> dict[str, Any]:
+                  now: datetime, rows: list[LogRow], memo: dict[Any, Any]) -> dict[str, Any]:
         if state is None:
             return _error_answer(decision_id, None, "policy_not_loaded", "the policy is not loaded yet")
-        resolved = self.resolve(state, caller, request, now)
+        resolved = self.resolve(state, caller, request, now, memo)
         if resolved.request is None:
             decision = EngineDecision(False, resolved.deny or "unresolved",
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
@@ -191,13 +203,12 @@ class DecisionService:
         if resolved.notes:
             ctx["notes"] = resolved.notes
         subject, resource, person = request.subject, request.resource, resolved.person
-        rows.append((decision_id, now, caller_id, f"{subject.type}:{subject.id}", person.id if person else None,
+        subject_text = memo.get(id(subject))  # the memo's other keys are tuples
+        if subject_text is None:
+            subject_text = memo[id(subject)] = f"{subject.type}:{subject.id}"
+        rows.append((decision_id, now, caller_id, subject_text, person.id if person else None,
                      request.action.name, resource.type, resource.id or None, allowed, state.version,
                      explained.json, orjson.dumps(fields).decode() if fields else EMPTY_JSON))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
-                                         "allowed": allowed, "code": decision.code,
-                                         "policy_version": state.version})
         return {"decision": allowed, "context": ctx}
 
 
