@@ -5,11 +5,14 @@
 * The fast body checks accept only what the pydantic models accept, with the same values; anything
   else goes to the models (and gets their 400).
 * The batched latency histogram is exposed like prometheus_client's.
+* Backpressure: requests wait for a backlogged decision log, together, and for a bounded time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker
+from app.decisions import router
+from app.decisions.router import decide
 from app.decisions.models import DecisionRecord, Usage
 from app.decisions.recorder import DbDecisionRecorder, DecisionEntry, write_rows
 from app.decisions.schemas import EvaluationRequest, EvaluationsRequest, ItemIn, fast_evaluation, fast_evaluations
@@ -80,6 +85,67 @@ def test_a_backlog_is_flagged_and_written(engine: Any) -> None:
     assert metrics.log_dropped._value.get() == 0
     with make_sessionmaker(engine)() as session:
         assert len(session.scalars(select(DecisionRecord.id)).all()) == 600
+
+
+def _backlogged_recorder(engine: Any) -> DbDecisionRecorder:
+    recorder = DbDecisionRecorder(make_sessionmaker(engine), Metrics(), queue_size=1000, batch_size=50,
+                                  flush_seconds=0.05)
+    recorder.record_rows([DecisionEntry(id=f"w-{i}", at=NOW, caller="c", subject="user:P001", person_id="P001",
+                                        action="read", resource_type="crm.customer", resource_id=None, allowed=True,
+                                        policy_version="1").row() for i in range(600)])
+    assert recorder.backlogged()
+    return recorder
+
+
+def test_requests_wait_for_a_backlogged_log_and_go_on_when_the_writer_catches_up(
+        engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backpressure: 30 requests wait while the buffer is over half full (one shared poll, not one each), a
+    waiter that goes away does not disturb the others, and all are decided once the writer has caught up."""
+    recorder = _backlogged_recorder(engine)
+    decided: list[int] = []
+    polls = 0
+    poll = router._poll_room
+
+    def counted(*args: Any) -> None:
+        nonlocal polls
+        polls += 1
+        poll(*args)
+
+    monkeypatch.setattr(router, "_poll_room", counted)
+
+    async def scenario() -> None:
+        tasks = [asyncio.ensure_future(decide(recorder, lambda i=i: decided.append(i) or {}, ())) for i in range(30)]
+        await asyncio.sleep(0.2)
+        assert decided == []  # all still waiting for the writer
+        assert 10 <= polls <= 150  # every 2 ms for all of them (30 waiters polling alone: ~3,000)
+        tasks[0].cancel()  # a caller hung up
+        await asyncio.sleep(0.02)
+        assert all(not t.done() for t in tasks[1:])
+        recorder.start()
+        await asyncio.wait_for(asyncio.gather(*tasks[1:]), timeout=10)
+        assert sorted(decided) == list(range(1, 30))
+        assert tasks[0].cancelled()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        recorder.stop()
+
+
+def test_a_request_waits_for_the_log_no_longer_than_the_backpressure_bound(engine: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that never catches up (here: never started) delays answers by BACKPRESSURE_SECONDS, no more."""
+    monkeypatch.setattr(router, "BACKPRESSURE_SECONDS", 0.3)
+    recorder = _backlogged_recorder(engine)
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(decide(recorder, lambda: {}, ()) for _ in range(5)))
+        return time.monotonic() - started
+
+    waited = asyncio.run(scenario())
+    assert 0.3 <= waited < 2.0
+    assert recorder.backlogged()
 
 
 def test_rows_beyond_the_buffer_are_counted_as_dropped() -> None:

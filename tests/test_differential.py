@@ -90,6 +90,23 @@ def test_every_decision_agrees_with_stock_casbin(demo_state: Any) -> None:
     assert outcomes["explicit_deny"] >= 5, outcomes
 
 
+def test_a_batch_memo_of_held_roles_changes_no_decision(demo_state: Any) -> None:
+    """The decision service shares one memo of held roles per (subject, department) across a request's
+    decisions (one clock reading); every decision and field level is the same as without it."""
+    state, records = demo_state
+    requests = _requests(state, records, 2000, seed=11)
+    memo: dict[Any, Any] = {}
+    classified = state.engine.policy.classification
+    for req in requests:
+        alone, shared = state.engine.decide(req), state.engine.decide(req, memo)
+        assert (alone.allowed, alone.code, alone.rule, alone.hold) == (
+            shared.allowed, shared.code, shared.rule, shared.hold), req
+        fields = list(classified.get(req.obj, {})) + ["no_such_field"]
+        assert state.engine.field_levels(req, fields, alone.allowed) == state.engine.field_levels(
+            req, fields, alone.allowed, memo), req
+    assert len(memo) < len(requests)  # subjects did ask about several records of one department
+
+
 def test_every_field_visibility_question_agrees_with_stock_casbin(demo_state: Any) -> None:
     state, records = demo_state
     requests = _requests(state, records, 1500, seed=7)

@@ -289,6 +289,14 @@ class Engine:
                     out[role] = (g, chain)
         return out
 
+    def _held_memo(self, req: Request,
+                   memo: dict[tuple[str, str], Any]) -> dict[str, tuple[GrantEdge, tuple[str, ...]]]:
+        key = (req.sub, req.dom)
+        held = memo.get(key)
+        if held is None:
+            held = memo[key] = self._held(req.sub, req.dom, req.at)
+        return held
+
     def closure(self, role: str, dom: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """The roles ``role`` gives in ``dom`` (itself first), each with the inheritance chain to it."""
         return self._closure(role, dom)
@@ -321,12 +329,16 @@ class Engine:
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def decide(self, req: Request) -> Decision:
-        """Allow only if some allow rule matches and no deny rule does (deny beats every allow)."""
+    def decide(self, req: Request, memo: dict[tuple[str, str], Any] | None = None) -> Decision:
+        """Allow only if some allow rule matches and no deny rule does (deny beats every allow).
+
+        ``memo``: a dict that lives as long as one batch of requests sharing one ``at`` (the service's
+        requests read the clock once): the roles a subject holds in a department are found once per batch.
+        """
         index = self._rules.get((req.obj, req.act))
         if index is None:
             return Decision(False, "no_matching_rule")
-        held = self._held(req.sub, req.dom, req.at)
+        held = self._held(req.sub, req.dom, req.at) if memo is None else self._held_memo(req, memo)
         if not held:
             return Decision(False, "no_role_here")
         allow: tuple[Rule, str] | None = None
@@ -358,13 +370,17 @@ class Engine:
         rt = self.policy.resources.get(obj)
         return "write" if rt is not None and act in rt.write_actions else "read"
 
-    def field_levels(self, req: Request, fields: Iterable[str], allowed: bool) -> dict[str, str]:
-        """Visibility of each asked field: hidden unless the record is allowed and a rule says more."""
+    def field_levels(self, req: Request, fields: Iterable[str], allowed: bool,
+                     memo: dict[tuple[str, str], Any] | None = None) -> dict[str, str]:
+        """Visibility of each asked field: hidden unless the record is allowed and a rule says more
+        (``memo`` as for ``decide``)."""
         out: dict[str, str] = {}
         rt = self.policy.resources.get(req.obj)
         classified = self.policy.classification.get(req.obj, {})
         fact = self.field_act(req.obj, req.act)
-        holds = self._held(req.sub, req.dom, req.at) if allowed else {}
+        holds: Mapping[str, Any] = {}
+        if allowed:
+            holds = self._held(req.sub, req.dom, req.at) if memo is None else self._held_memo(req, memo)
         for name in fields:
             if not allowed or rt is None or name not in rt.fields:
                 out[name] = "hidden"

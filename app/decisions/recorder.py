@@ -273,6 +273,9 @@ def write_rows(engine: Engine, rows: Sequence[LogRow], *, seal: bool = True) -> 
             if engine.dialect.name == "postgresql":
                 _write_postgres(cur, conn.info, rows, usage, fields, hashes)
             else:
+                if not conn.info.get(_SQLITE_CACHE_SET):
+                    cur.execute(_SQLITE_CACHE)
+                    conn.info[_SQLITE_CACHE_SET] = True
                 _write_sqlite(cur, rows, usage, fields, hashes)
         finally:
             cur.close()
@@ -321,6 +324,11 @@ _FIELD_USAGE_CONFLICT = (" ON CONFLICT (person_id, resource_type, field) DO UPDA
 _SQLITE_FIELD_USAGE_CONFLICT = (_FIELD_USAGE_CONFLICT
                                 + " first_used = min(field_usage.first_used, excluded.first_used),"
                                   " last_used = max(field_usage.last_used, excluded.last_used)")
+# The writer's connection keeps more of the decision log's index pages in memory than SQLite's default
+# 2 MiB: every row inserts into four b-trees, and the (person_id, at) one is written all over; with the
+# default cache those pages are read back from the OS for most batches once the log is a few million rows.
+_SQLITE_CACHE = "PRAGMA cache_size = -32768"  # KiB: 32 MiB, per connection the writer has used
+_SQLITE_CACHE_SET = "accessgov.writer_cache"
 _SQLITE_CONFLICT = {"usage": _SQLITE_USAGE_CONFLICT, "field_usage": _SQLITE_FIELD_USAGE_CONFLICT}
 _STATEMENTS: dict[tuple[str, int], str] = {}
 
@@ -394,26 +402,37 @@ def _text(texts: dict[datetime, str], at: datetime) -> str:
 
 def _write_sqlite(cur: Any, rows: Sequence[LogRow], usage: list[list[Any]], fields: list[list[Any]],
                   hashes: list[bytes] | None) -> None:
-    # The usage upsert (a write) comes first and takes SQLite's write lock; lock_head writes too.
+    # Everything is made ready before the first write takes SQLite's write lock (the other workers'
+    # writers wait for it): the statements' parameters, with the seal filled in once it is known.
     texts: dict[datetime, str] = {}  # the aggregates' times are the few of the batch's requests
     for u in usage:
         u[6], u[7] = texts.get(u[6]) or _text(texts, u[6]), texts.get(u[7]) or _text(texts, u[7])
-    _sqlite_insert_many(cur, "usage", _USAGE_COLUMNS, 8, usage)
     for f in fields:
         f[4], f[5] = texts.get(f[4]) or _text(texts, f[4]), texts.get(f[5]) or _text(texts, f[5])
-    _sqlite_insert_many(cur, "field_usage", _FIELD_USAGE_COLUMNS, 6, fields)
-    head, entry = _seal_entry(cur, False, rows, hashes)
-    seal = entry.seq if entry is not None else None
+    width = len(SEALED_COLUMNS)
+    statements: list[list[Any]] = []
     last_at: datetime | None = None
     last_text = ""
-    out = []
-    for r in rows:
-        at = r[1]
-        if at is not last_at:  # the decisions of one request share one timestamp object
-            last_at, last_text = at, _sqlite_time(at)
-        # JSON columns go in as text (SQLite's JSON is text); booleans as 0/1, as SQLAlchemy stores them
-        out.append((r[0], last_text, *r[2:8], 1 if r[8] else 0, *r[9:], seal))
-    _sqlite_insert_many(cur, "decision_log", ", ".join(SEALED_COLUMNS), len(SEALED_COLUMNS), out)
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        flat: list[Any] = []
+        extend = flat.extend
+        for r in rows[start:start + ROWS_PER_STATEMENT]:
+            at = r[1]
+            if at is not last_at:  # the decisions of one request share one timestamp object
+                last_at, last_text = at, _sqlite_time(at)
+            # JSON columns go in as text (SQLite's JSON is text); booleans as 0/1, as SQLAlchemy stores them
+            extend((r[0], last_text, r[2], r[3], r[4], r[5], r[6], r[7], 1 if r[8] else 0, r[9], r[10], r[11], None))
+        statements.append(flat)
+    # The usage upsert (a write) comes first and takes SQLite's write lock; lock_head writes too.
+    _sqlite_insert_many(cur, "usage", _USAGE_COLUMNS, 8, usage)
+    _sqlite_insert_many(cur, "field_usage", _FIELD_USAGE_COLUMNS, 6, fields)
+    head, entry = _seal_entry(cur, False, rows, hashes)
+    columns = ", ".join(SEALED_COLUMNS)
+    for flat in statements:
+        count = len(flat) // width
+        if entry is not None:
+            flat[width - 1::width] = [entry.seq] * count
+        cur.execute(_sqlite_insert("decision_log", columns, width, count), flat)
     if head is not None and entry is not None:
         trail.store(cur, False, head, [entry])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -134,12 +135,38 @@ async def decide(recorder: Any, run: Callable[[], dict[str, Any]], items: Sequen
     Shared by the routes below and the ASGI fast path (``app.decisions.fastpath``).
     """
     if recorder.backlogged():
-        deadline = time.monotonic() + BACKPRESSURE_SECONDS
-        while recorder.backlogged() and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)
+        await _wait_for_room(recorder, time.monotonic() + BACKPRESSURE_SECONDS)
     if DecisionService.needs_registry(items):
         return await run_in_threadpool(run)
     return run()
+
+
+_ROOM_POLL_SECONDS = 0.002
+_ROOM_RECHECK_SECONDS = 0.05
+_room: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[None]] = weakref.WeakKeyDictionary()
+
+
+async def _wait_for_room(recorder: Any, deadline: float) -> None:
+    """Wait until the log has room again or the deadline passes.  The requests waiting on one event loop
+    share one poll of the buffer (every 2 ms) and wake together when there is room (or every 50 ms, to
+    look at their deadlines): under a sustained overload a worker holds dozens of waiting requests, and
+    each polling on its own cost more CPU than the log writer it was waiting for."""
+    loop = asyncio.get_running_loop()
+    while recorder.backlogged() and time.monotonic() < deadline:
+        room = _room.get(loop)
+        if room is None or room.done():
+            room = _room[loop] = loop.create_future()
+            loop.call_later(_ROOM_POLL_SECONDS, _poll_room, loop, room, recorder, loop.time())
+        await asyncio.shield(room)
+
+
+def _poll_room(loop: asyncio.AbstractEventLoop, room: asyncio.Future[None], recorder: Any, started: float) -> None:
+    if room.done():
+        return
+    if not recorder.backlogged() or loop.time() - started >= _ROOM_RECHECK_SECONDS:
+        room.set_result(None)
+    else:
+        loop.call_later(_ROOM_POLL_SECONDS, _poll_room, loop, room, recorder, started)
 
 
 def evaluation_plan(decisions: DecisionService, caller: Caller, data: Any, *, fast_only: bool = False) -> Plan | None:

@@ -8,7 +8,6 @@ once per rule and role hold (``ReasonCache``) and shared by every answer that gi
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -109,12 +108,13 @@ class DecisionService:
                 return True
         return False
 
-    def decide_resolved(self, state: State, resolved: Resolved) -> EngineDecision:
-        """The engine's decision for a resolved request, fields included."""
+    def decide_resolved(self, state: State, resolved: Resolved,
+                        memo: dict[tuple[str, str], Any] | None = None) -> EngineDecision:
+        """The engine's decision for a resolved request, fields included (``memo``: see ``Engine.decide``)."""
         assert resolved.request is not None
-        decision = state.engine.decide(resolved.request)
+        decision = state.engine.decide(resolved.request, memo)
         if resolved.fields:
-            levels = state.engine.field_levels(resolved.request, resolved.fields, decision.allowed)
+            levels = state.engine.field_levels(resolved.request, resolved.fields, decision.allowed, memo)
             decision = EngineDecision(decision.allowed, decision.code, decision.rule, decision.hold, levels)
         return decision
 
@@ -145,12 +145,13 @@ class DecisionService:
         perf = time.perf_counter
         stop_on = None if semantic == Semantic.execute_all else semantic == Semantic.permit_on_first_permit
         memo: dict[Any, Any] = {}  # what the request's decisions share (its subject's person, home and log text)
+        held: dict[tuple[str, str], Any] = {}  # and the roles its subject holds per department (Engine.decide)
         debug = log.isEnabledFor(logging.DEBUG)
-        for item in items:
+        items = items if isinstance(items, Sequence) else list(items)
+        for item, decision_id in zip(items, self._ids.take(len(items)), strict=True):
             started = perf()
-            decision_id = self._ids.next()
             try:
-                out = self._evaluate(state, caller, caller_id, item, decision_id, now, rows, memo)
+                out = self._evaluate(state, caller, caller_id, item, decision_id, now, rows, memo, held)
             except Exception:
                 # Fail closed: a bug or an outage on the decision path denies, it never allows.
                 log.exception("decision failed", extra={"decision_id": decision_id})
@@ -174,7 +175,8 @@ class DecisionService:
         return results
 
     def _evaluate(self, state: State | None, caller: Caller, caller_id: str, request: Any, decision_id: str,
-                  now: datetime, rows: list[LogRow], memo: dict[Any, Any]) -> dict[str, Any]:
+                  now: datetime, rows: list[LogRow], memo: dict[Any, Any],
+                  held: dict[tuple[str, str], Any]) -> dict[str, Any]:
         if state is None:
             return _error_answer(decision_id, None, "policy_not_loaded", "the policy is not loaded yet")
         resolved = self.resolve(state, caller, request, now, memo)
@@ -182,7 +184,7 @@ class DecisionService:
             decision = EngineDecision(False, resolved.deny or "unresolved",
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
         else:
-            decision = self.decide_resolved(state, resolved)
+            decision = self.decide_resolved(state, resolved, held)
         explained = self._reasons.get(decision)
         allowed = decision.allowed
         reason = explained.reason
@@ -222,16 +224,20 @@ class DecisionIds:
     def _reseed(self) -> None:
         h = os.urandom(12).hex()
         self._head = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:24]}"
-        self._counter = itertools.count()
+        self._next = 0
 
     def next(self) -> str:
-        """A new id (reseeded before the 32-bit counter could wrap)."""
-        n = next(self._counter)
-        if n >= 0xFFFFFFFF:
-            with self._lock:
+        """A new id."""
+        return self.take(1)[0]
+
+    def take(self, n: int) -> list[str]:
+        """``n`` new ids (a batch's); reseeded before the 32-bit counter could wrap."""
+        with self._lock:
+            if self._next + n > 0xFFFFFFFF:
                 self._reseed()
-                n = next(self._counter)
-        return f"{self._head}{n:08x}"
+            head, start = self._head, self._next
+            self._next = start + n
+        return [f"{head}{i:08x}" for i in range(start, start + n)]
 
 
 def _error_answer(decision_id: str, state: State | None, code: str, message: str) -> dict[str, Any]:
