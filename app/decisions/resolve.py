@@ -111,13 +111,17 @@ def resolve(
     person, code, home, notes = seen
     if person is None:
         return Resolved(deny=code, message=f"subject {subject.id!r}: {code}")
-    props = dict(resource.properties) if resource.properties else {}
-    asked = props.pop("fields", None)
+    # The request's own dicts are shared, not copied, where nothing has to change in them: conditions
+    # only read them.  A copy is made to leave out ``fields`` or to add what the registry knows.
+    props = resource.properties or {}
     fields: Sequence[str] = ()
-    if asked is not None:
-        if not isinstance(asked, list) or not all(isinstance(f, str) for f in asked):
-            return Resolved(deny="invalid_fields", message="resource.properties.fields must be a list of names")
-        fields = list(dict.fromkeys(asked))
+    if "fields" in props or record is not None:
+        props = dict(props)
+        asked = props.pop("fields", None)
+        if asked is not None:
+            if not isinstance(asked, list) or not all(isinstance(f, str) for f in asked):
+                return Resolved(deny="invalid_fields", message="resource.properties.fields must be a list of names")
+            fields = list(dict.fromkeys(asked))
     if record is not None:
         props.setdefault("owner", record.owner_id)
         props.setdefault("department", record.department_id)
@@ -128,8 +132,7 @@ def resolve(
         return Resolved(person=person, deny="unknown_department",
                         message="resource.properties.department is missing or unknown")
     owner = resolve_owner(directory, props.get("owner"), rtype.system)
-    attrs = {"record": props, "action": dict(action.properties) if action.properties else {},
-             "context": dict(context) if context else {}}
+    attrs = {"record": props, "action": action.properties or {}, "context": context or {}}
     return Resolved(Request(person.sub, dom, resource.type, action.name, owner, home, attrs, now), person,
                     fields=fields, notes=notes)
 
