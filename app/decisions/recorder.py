@@ -459,16 +459,19 @@ def _usage_rows(rows: Sequence[LogRow]) -> list[list[Any]]:
     """Per (person, type, action): count, allows, denies, first and last use; sorted, so that two
     writers that fold overlapping keys lock the rows in the same order."""
     agg: dict[tuple[str, str, str], list[Any]] = {}
+    u: list[Any] = [None, None, None]  # the aggregate of the previous row: a request's rows come together
     for r in rows:
         person = r[4]
         if person is None:
             continue
-        key = (person, r[6], r[5])
-        u = agg.get(key)
         at = r[1]
-        if u is None:
-            agg[key] = [person, r[6], r[5], 1, 1 if r[8] else 0, 0 if r[8] else 1, at, at]
-            continue
+        if person != u[0] or r[6] != u[1] or r[5] != u[2]:
+            key = (person, r[6], r[5])
+            found = agg.get(key)
+            if found is None:
+                u = agg[key] = [person, r[6], r[5], 1, 1 if r[8] else 0, 0 if r[8] else 1, at, at]
+                continue
+            u = found
         u[3] += 1
         if r[8]:
             u[4] += 1

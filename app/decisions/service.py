@@ -141,7 +141,7 @@ class DecisionService:
         rows: list[LogRow] = []
         results: list[dict[str, Any]] = []
         seconds: list[float] = []
-        counts: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[bool, str], int] = {}  # per (allowed, resource type); by system at the end
         perf = time.perf_counter
         stop_on = None if semantic == Semantic.execute_all else semantic == Semantic.permit_on_first_permit
         memo: dict[Any, Any] = {}  # what the request's decisions share (its subject's person, home and log text)
@@ -161,9 +161,8 @@ class DecisionService:
                 log.debug("decision", extra={"decision_id": decision_id, "caller": caller.client_id,
                                              "allowed": out["decision"], "code": out["context"]["reason"]["code"],
                                              "policy_version": state.version if state else None})
-            rtype = item.resource.type if item.resource else ""
             allowed = out["decision"]
-            key = ("allow" if allowed else "deny", rtype.partition(".")[0] if "." in rtype else "unknown")
+            key = (allowed, item.resource.type if item.resource else "")
             counts[key] = counts.get(key, 0) + 1
             results.append(out)
             if stop_on is not None and allowed is stop_on:
@@ -171,7 +170,11 @@ class DecisionService:
         if rows:
             self._recorder.record_rows(rows)
         self._metrics.decision_seconds.observe_many(seconds)
-        self._metrics.count_decisions(counts)
+        by_system: dict[tuple[str, str], int] = {}
+        for (allowed, rtype), n in counts.items():
+            key = ("allow" if allowed else "deny", rtype.partition(".")[0] if "." in rtype else "unknown")
+            by_system[key] = by_system.get(key, 0) + n
+        self._metrics.count_decisions(by_system)
         return results
 
     def _evaluate(self, state: State | None, caller: Caller, caller_id: str, request: Any, decision_id: str,
