@@ -94,6 +94,13 @@ def resolve(
     object (the top-level default), whose person and home are then looked up once; it is keyed by the
     object's identity, which is unique while the request's items hold their subjects.
     """
+    return resolve_item(policy, directory, caller, subject, action, resource, context, record, now, memo)
+
+
+def resolve_item(policy: Policy, directory: Directory, caller: Caller, subject: Any, action: Any, resource: Any,
+                 context: Mapping[str, Any] | None, record: RecordInfo | None, now: datetime,
+                 memo: dict[Any, Any] | None) -> Resolved:
+    """``resolve`` with positional arguments: the decision service calls it once per decision."""
     rtype = policy.resources.get(resource.type)
     if rtype is None:
         return Resolved(deny="unknown_resource_type", message=f"no resource type {resource.type!r}")

@@ -22,7 +22,7 @@ from app.authz.directory import State, StateHolder
 from app.authz.engine import Decision as EngineDecision
 from app.decisions.reasons import ReasonCache
 from app.decisions.recorder import EMPTY_JSON, DecisionRecorder, LogRow
-from app.decisions.resolve import Caller, RecordInfo, Resolved, resolve
+from app.decisions.resolve import Caller, RecordInfo, Resolved, resolve, resolve_item
 from app.decisions.schemas import EvaluationItem, EvaluationRequest, EvaluationsRequest, ItemIn, Semantic
 from app.errors import InvalidRequest
 from app.metrics import Metrics
@@ -182,7 +182,12 @@ class DecisionService:
                   held: dict[tuple[str, str], Any]) -> dict[str, Any]:
         if state is None:
             return _error_answer(decision_id, None, "policy_not_loaded", "the policy is not loaded yet")
-        resolved = self.resolve(state, caller, request, now, memo)
+        resource = request.resource
+        # Only a caller that leaves out the department pays a registry lookup (as ``resolve`` above).
+        record = (self._record_lookup(resource.type, resource.id)
+                  if resource.id and "department" not in (resource.properties or ()) else None)
+        resolved = resolve_item(state.engine.policy, state.directory, caller, request.subject, request.action,
+                                resource, request.context, record, now, memo)
         if resolved.request is None:
             decision = EngineDecision(False, resolved.deny or "unresolved",
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
@@ -207,7 +212,7 @@ class DecisionService:
                     ctx["masks"] = masked
         if resolved.notes:
             ctx["notes"] = resolved.notes
-        subject, resource, person = request.subject, request.resource, resolved.person
+        subject, person = request.subject, resolved.person
         subject_text = memo.get(id(subject))  # the memo's other keys are tuples
         if subject_text is None:
             subject_text = memo[id(subject)] = f"{subject.type}:{subject.id}"
