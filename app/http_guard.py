@@ -27,8 +27,8 @@ def _problem(body: bytes) -> tuple[str, str] | None:
 
 
 def check_body(body: bytes) -> tuple[tuple[str, str] | None, Any]:
-    """(problem or None, the parsed body or NOT_JSON when it is not JSON).  Also used by the
-    decision endpoints' fast path (``app.decisions.fastpath``), which declines any body refused here.
+    """(problem or None, the parsed body or NOT_JSON when it is not JSON).  (The decision endpoints'
+    fast path parses with ``parse_unwalked`` instead and bounds the depth by the shape it accepts.)
 
     One parse in C (orjson refuses lone surrogates itself), then a walk over the containers only,
     level by level, for the depth.  A NUL can only arrive escaped (JSON forbids raw control

@@ -214,8 +214,8 @@ class FilterRequest(BaseModel):
 # The decision endpoints read bodies the common way without building pydantic models: the checks below
 # accept exactly the bodies the models above accept in their usual form (strings within their lengths,
 # objects where objects go; unknown members ignored).  Anything else (a wrong type, a missing member,
-# a string out of bounds) returns None, and the caller validates with the models instead, so a bad
-# body gets the very same 400 and details as before.
+# a string out of bounds, or nesting deeper than _VALUE_DEPTH below a member) returns None, and the caller
+# validates with the models instead, so a bad body gets the very same 400 and details as before.
 
 
 class SubjectIn(NamedTuple):
