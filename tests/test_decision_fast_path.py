@@ -24,9 +24,9 @@ from sqlalchemy import select
 
 from app.db import make_engine, make_sessionmaker
 from app.decisions import router
-from app.decisions.router import decide
 from app.decisions.models import DecisionRecord, Usage
 from app.decisions.recorder import DbDecisionRecorder, DecisionEntry, write_rows
+from app.decisions.router import decide
 from app.decisions.schemas import EvaluationRequest, EvaluationsRequest, ItemIn, fast_evaluation, fast_evaluations
 from app.metrics import BatchHistogram, Metrics
 

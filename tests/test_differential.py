@@ -101,7 +101,7 @@ def test_a_batch_memo_of_held_roles_changes_no_decision(demo_state: Any) -> None
         alone, shared = state.engine.decide(req), state.engine.decide(req, memo)
         assert (alone.allowed, alone.code, alone.rule, alone.hold) == (
             shared.allowed, shared.code, shared.rule, shared.hold), req
-        fields = list(classified.get(req.obj, {})) + ["no_such_field"]
+        fields = [*classified.get(req.obj, {}), "no_such_field"]
         assert state.engine.field_levels(req, fields, alone.allowed) == state.engine.field_levels(
             req, fields, alone.allowed, memo), req
     assert len(memo) < len(requests)  # subjects did ask about several records of one department

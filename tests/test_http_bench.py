@@ -103,3 +103,15 @@ def test_short_run_on_the_mini_organisation(tmp_path: Path) -> None:
     # Everything the harness started is gone.
     assert s["worker_pids"]
     assert not any(_alive(pid) for pid in s["worker_pids"])
+
+
+def test_batch_cpu_reports_each_process_and_checks_the_log() -> None:
+    """bench.batch_cpu: two processes on one demo database, the log on; each reports its figures, and every
+    decision answered is in the decision log."""
+    res = subprocess.run([sys.executable, "-m", "bench.batch_cpu", "--batches", "30", "--processes", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["process 1", "process 2", "decision log", "combined"], res.stdout
+    assert all("3,000 decisions" in ln and "(log writer included)" in ln for ln in lines[:2])
+    assert lines[2] == "decision log: 46,000 rows of 46,000 decisions answered (warm-up included)"
