@@ -42,23 +42,33 @@ def check_body(body: bytes) -> tuple[tuple[str, str] | None, Any]:
         if b"\\u" in body and _has_lone_surrogate(body):
             return ("invalid_unicode", "the body contains a lone UTF-16 surrogate"), NOT_JSON
         return None, NOT_JSON  # not JSON: the schema validation answers malformed_json
-    level, depth = [data], 1
+    if not nests_within(data, MAX_DEPTH):
+        return ("too_deep", f"JSON nested more than {MAX_DEPTH} levels"), NOT_JSON
+    if b"\\u0000" in body and _has_nul(data):
+        return ("invalid_unicode", "the body contains a NUL character"), NOT_JSON
+    return None, data
+
+
+_CONTAINERS = (dict, list)
+
+
+def nests_within(value: Any, levels: int) -> bool:
+    """Does ``value`` nest at most ``levels`` deep (a container being level 1, a scalar 0)?  Walks the
+    containers only, level by level."""
+    level, depth = [value], 1
     while True:
         nested: list[Any] = []
         for node in level:
             if type(node) is dict:
-                nested += [v for v in node.values() if type(v) is dict or type(v) is list]
+                nested += [v for v in node.values() if type(v) in _CONTAINERS]
             elif type(node) is list:
-                nested += [v for v in node if type(v) is dict or type(v) is list]
+                nested += [v for v in node if type(v) in _CONTAINERS]
         if not nested:
-            break
+            return True
         depth += 1
-        if depth > MAX_DEPTH:
-            return ("too_deep", f"JSON nested more than {MAX_DEPTH} levels"), NOT_JSON
+        if depth > levels:
+            return False
         level = nested
-    if b"\\u0000" in body and _has_nul(data):
-        return ("invalid_unicode", "the body contains a NUL character"), NOT_JSON
-    return None, data
 
 
 def parse_unwalked(body: bytes) -> Any:

@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.http_guard import nests_within
+
 _LENIENT = ConfigDict(extra="ignore")
 _EXAMPLE_SUBJECT: Any = {"type": "user", "id": "crm:zhangwei01"}
 _EXAMPLE_RESOURCE: Any = {
@@ -279,36 +281,18 @@ _BATCH_KEYS = _ITEM_KEYS | {"evaluations", "options"}
 _VALUE_DEPTH = 26
 
 
-def _nests_within(value: Any, levels: int) -> bool:
-    """Does a container nest at most ``levels`` deep (itself being level 1)?  Walks containers only."""
-    level, depth = [value], 1
-    while True:
-        nested: list[Any] = []
-        for node in level:
-            if type(node) is dict:
-                nested += [v for v in node.values() if type(v) in _CONTAINERS]
-            elif type(node) is list:
-                nested += [v for v in node if type(v) in _CONTAINERS]
-        if not nested:
-            return True
-        depth += 1
-        if depth > levels:
-            return False
-        level = nested
-
-
 def _shallow(d: dict[str, Any]) -> bool:
     """Are the values of ``d`` scalars, or containers within _VALUE_DEPTH?  (Usually scalars and ``fields``,
     a list of names.)"""
     for v in d.values():  # noqa: SIM110 - a loop: cheaper than all() over a generator, on every item
-        if type(v) in _CONTAINERS and not _nests_within(v, _VALUE_DEPTH):
+        if type(v) in _CONTAINERS and not nests_within(v, _VALUE_DEPTH):
             return False
     return True
 
 
 def _members(v: dict[str, Any], known: frozenset[str]) -> bool:
     """The members the fast check does not read (ignored, as the models ignore them) nest within bounds."""
-    return v.keys() <= known or all(k in known or type(x) not in _CONTAINERS or _nests_within(x, _VALUE_DEPTH)
+    return v.keys() <= known or all(k in known or type(x) not in _CONTAINERS or nests_within(x, _VALUE_DEPTH)
                                     for k, x in v.items())
 
 
