@@ -83,24 +83,16 @@ def resolve_owner(directory: Directory, owner: Any, system: str) -> str:
     return ""
 
 
-def resolve(
-    *, policy: Policy, directory: Directory, caller: Caller, subject: Any, action: Any, resource: Any,
-    context: Mapping[str, Any] | None, record: RecordInfo | None, now: datetime,
-    memo: dict[Any, Any] | None = None,
-) -> Resolved:
+def resolve(policy: Policy, directory: Directory, caller: Caller, subject: Any, action: Any, resource: Any,
+            context: Mapping[str, Any] | None, record: RecordInfo | None, now: datetime,
+            memo: dict[Any, Any] | None = None) -> Resolved:
     """Resolve one evaluation; the result carries a request or a deny code, never an allow.
 
     ``memo``: a dict that lives as long as one request (a batch).  Its items usually share one subject
     object (the top-level default), whose person and home are then looked up once; it is keyed by the
-    object's identity, which is unique while the request's items hold their subjects.
+    object's identity, which is unique while the request's items hold their subjects.  (Positional
+    arguments: the decision service calls this once per decision.)
     """
-    return resolve_item(policy, directory, caller, subject, action, resource, context, record, now, memo)
-
-
-def resolve_item(policy: Policy, directory: Directory, caller: Caller, subject: Any, action: Any, resource: Any,
-                 context: Mapping[str, Any] | None, record: RecordInfo | None, now: datetime,
-                 memo: dict[Any, Any] | None) -> Resolved:
-    """``resolve`` with positional arguments: the decision service calls it once per decision."""
     rtype = policy.resources.get(resource.type)
     if rtype is None:
         return Resolved(deny="unknown_resource_type", message=f"no resource type {resource.type!r}")

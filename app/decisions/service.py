@@ -22,7 +22,7 @@ from app.authz.directory import State, StateHolder
 from app.authz.engine import Decision as EngineDecision
 from app.decisions.reasons import ReasonCache
 from app.decisions.recorder import EMPTY_JSON, DecisionRecorder, LogRow
-from app.decisions.resolve import Caller, RecordInfo, Resolved, resolve, resolve_item
+from app.decisions.resolve import Caller, RecordInfo, Resolved, resolve
 from app.decisions.schemas import EvaluationItem, EvaluationRequest, EvaluationsRequest, ItemIn, Semantic
 from app.errors import InvalidRequest
 from app.metrics import Metrics
@@ -119,20 +119,21 @@ class DecisionService:
         return decision
 
     def resolve(self, state: State, caller: Caller, request: EvaluationRequest | EvaluationItem | Item,
-                now: datetime | None = None, memo: dict[Any, Any] | None = None) -> Resolved:
+                now: datetime | None = None) -> Resolved:
         """Resolve subject, resource and action through the directory and the record registry."""
         assert request.subject is not None
         assert request.action is not None
         assert request.resource is not None
-        resource = request.resource
+        return resolve(state.engine.policy, state.directory, caller, request.subject, request.action,
+                            request.resource, request.context, self._record_of(request.resource),
+                            now or datetime.now(UTC), None)
+
+    def _record_of(self, resource: Any) -> RecordInfo | None:
         # Only a caller that leaves out the department pays a registry lookup; the usual
         # CRM/OA call carries owner and department and never touches the database.
-        record = None
         if resource.id and "department" not in (resource.properties or ()):
-            record = self._record_lookup(resource.type, resource.id)
-        return resolve(policy=state.engine.policy, directory=state.directory, caller=caller,
-                       subject=request.subject, action=request.action, resource=resource,
-                       context=request.context, record=record, now=now or datetime.now(UTC), memo=memo)
+            return self._record_lookup(resource.type, resource.id)
+        return None
 
     def _run(self, caller: Caller, items: Iterable[Any], semantic: Semantic) -> list[dict[str, Any]]:
         state = self._holder.current
@@ -183,11 +184,8 @@ class DecisionService:
         if state is None:
             return _error_answer(decision_id, None, "policy_not_loaded", "the policy is not loaded yet")
         resource = request.resource
-        # Only a caller that leaves out the department pays a registry lookup (as ``resolve`` above).
-        record = (self._record_lookup(resource.type, resource.id)
-                  if resource.id and "department" not in (resource.properties or ()) else None)
-        resolved = resolve_item(state.engine.policy, state.directory, caller, request.subject, request.action,
-                                resource, request.context, record, now, memo)
+        resolved = resolve(state.engine.policy, state.directory, caller, request.subject, request.action,
+                                resource, request.context, self._record_of(resource), now, memo)
         if resolved.request is None:
             decision = EngineDecision(False, resolved.deny or "unresolved",
                                       fields=dict.fromkeys(resolved.fields, "hidden"))
