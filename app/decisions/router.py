@@ -149,8 +149,8 @@ _room: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[None]
 async def _wait_for_room(recorder: Any, deadline: float) -> None:
     """Wait until the log has room again or the deadline passes.  The requests waiting on one event loop
     share one poll of the buffer (every 2 ms) and wake together when there is room (or every 50 ms, to
-    look at their deadlines): under a sustained overload a worker holds dozens of waiting requests, and
-    each polling on its own cost more CPU than the log writer it was waiting for."""
+    look at their deadlines).  Under a sustained overload a worker holds dozens of waiting requests; each
+    polling on its own woke the event loop for every one of them every 2 ms, CPU the writer needed."""
     loop = asyncio.get_running_loop()
     while recorder.backlogged() and time.monotonic() < deadline:
         room = _room.get(loop)
