@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from app.decisions.models import DecisionRecord, Usage
 from app.decisions.recorder import DbDecisionRecorder, DecisionEntry, write_rows
 from app.decisions.router import decide
 from app.decisions.schemas import EvaluationRequest, EvaluationsRequest, ItemIn, fast_evaluation, fast_evaluations
+from app.decisions.service import DecisionIds
 from app.metrics import BatchHistogram, Metrics
 
 NOW = datetime(2026, 11, 25, 9, 30, 0, tzinfo=UTC)
@@ -146,6 +148,19 @@ def test_a_request_waits_for_the_log_no_longer_than_the_backpressure_bound(engin
     waited = asyncio.run(scenario())
     assert 0.3 <= waited < 2.0
     assert recorder.backlogged()
+
+
+def test_decision_ids_taken_for_a_batch_are_unique_uuids_and_reseed_before_the_counter_wraps() -> None:
+    ids = DecisionIds()
+    first, second = ids.take(100), ids.take(3)
+    taken = [*first, *second, ids.next()]
+    assert len(set(taken)) == 104
+    assert all(str(uuid.UUID(i)) == i for i in taken)
+    assert first[1][-8:] == "00000001" and second[0][-8:] == "00000064"  # one counter, ranges in order
+    ids._next = 0xFFFFFFFF - 2  # three ids left under this head: a batch of five takes a new head
+    head = first[0][:28]
+    wrapped = ids.take(5)
+    assert all(i[:28] != head for i in wrapped) and wrapped[0][-8:] == "00000000"
 
 
 def test_rows_beyond_the_buffer_are_counted_as_dropped() -> None:
