@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import hostspeed
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "bench-batch-cpu"
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         print(json.dumps(run_one(args.url, args.batches, args.batch_size, not args.no_log)))
         return 0
+    host = hostspeed.measure()
     workdir = Path(tempfile.mkdtemp(prefix="accessgov-batch-cpu-"))
     try:
         url = _prepare(workdir)
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['request_thread_us']:.2f} µs, process {r['process_us']:.2f} µs"
               f"{' (log writer included)' if not args.no_log else ''}; "
               f"wall {r['wall_us']:.2f} µs")
+    print(f"before the run: {hostspeed.describe(host)}\nafter the run:  {hostspeed.describe(hostspeed.measure())}")
     if not args.no_log:
         answered = args.processes * (WARMUP + args.batches) * args.batch_size
         print(f"decision log: {stored:,} rows of {answered:,} decisions answered (warm-up included)")

@@ -51,6 +51,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import hostspeed
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 POSTGRES_URL = os.environ.get("ACCESSGOV_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -1022,6 +1024,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         summary["machine"]["busy_cores_before"] = machine_busy_cores(1.0)
+        summary["machine"]["host_speed"] = {"before": hostspeed.measure()}  # the server is not started yet
         summary["code"] = _code_version()
         t = time.monotonic()
         run.db = Database(args.db, workdir)
@@ -1119,6 +1122,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         summary["decision_log"] = _integrity(run.db.url, summary, stages_by_tag={
             stage["tag"]: stage for ph in summary["phases"].values() for stage in (ph, ph["warmup"])})
         summary["targets"] = evaluate_targets(summary)
+        summary["machine"]["host_speed"]["after"] = hostspeed.measure()  # the server has stopped
     finally:
         run.cleanup()
         if args.keep_workdir:
@@ -1228,6 +1232,10 @@ def render(summary: dict[str, Any]) -> str:
                      f"{_fmt(p['server_cpu_ms_per_request'], '.2f'):>12}"
                      f"{_fmt(p['client_cpu_us_per_request'], ',.0f'):>15}"
                      f"{_fmt(p.get('queue_depth_max_seen'), ',.0f'):>15}")
+    speed = s["machine"].get("host_speed") or {}
+    for when in ("before", "after"):
+        if speed.get(when):
+            lines.append(f"{when} the run: {hostspeed.describe(speed[when])}")
     busy = s["machine"].get("busy_cores_before") or 0.0
     other = max((p["cpu"].get("other_cores") or 0.0 for p in s["phases"].values()), default=0.0)
     if busy > 0.2 or other > 0.2:

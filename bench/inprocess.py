@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import engines as engine_registry
-from bench import scenario
+from bench import hostspeed, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """The parent: scenarios, workers, agreement, table, JSON."""
     started = time.perf_counter()
+    host = hostspeed.measure()
+    print(hostspeed.describe(host))
     sizes = [s for s in args.sizes.split(",") if s]
     names = ["accessgov"] + [e for e in args.engines.split(",") if e and e != "accessgov"]
     for name in names:
@@ -225,12 +227,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     lines = table(results)
     wall = time.perf_counter() - started
+    host_after = hostspeed.measure()
     print("\n" + "\n".join(lines) + f"\n\nwall time {wall:.0f} s")
+    print(f"before the run: {hostspeed.describe(host)}\nafter the run:  {hostspeed.describe(host_after)}")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for r in results:
         r.pop("answers")
-    summary = {"when": stamp, "wall_s": wall, "environment": environment(), "box_s": [args.box1, args.box2],
+    env = {**environment(), "host_speed": {"before": host, "after": host_after}}
+    summary = {"when": stamp, "wall_s": wall, "environment": env, "box_s": [args.box1, args.box2],
                "casbin_sample": {f"{e}/{s}": n for (e, s), n in CASBIN_SAMPLE.items()},
                "scenarios": {s: scenario_meta(s) for s in sizes}, "agreement": rows, "runs": results, "table": lines}
     path = RESULTS / f"inprocess-{stamp}.json"

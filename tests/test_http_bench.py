@@ -1,4 +1,5 @@
-"""The HTTP benchmark harness (bench/http_bench.py): its percentile function, and a short real run."""
+"""The benchmark harnesses: bench/http_bench.py (its percentile function, and a short real run), bench.batch_cpu
+and bench.hostspeed."""
 
 from __future__ import annotations
 
@@ -97,6 +98,10 @@ def test_short_run_on_the_mini_organisation(tmp_path: Path) -> None:
 
     targets = {t["target"] for t in s["targets"]}
     assert len(targets) == 4
+    for when in ("before", "after"):  # the host's speed, measured before the server starts and after it stops
+        speed = s["machine"]["host_speed"][when]
+        assert speed["python_ns_per_round"]["best"] > 0 and speed["sqlite_us_per_row"]["best"] > 0
+        assert f"{when} the run: host speed (bench.hostspeed" in res.stdout
     assert "PASS  decision log complete" in res.stdout
     assert "single" in res.stdout and "batch" in res.stdout
 
@@ -112,6 +117,26 @@ def test_batch_cpu_reports_each_process_and_checks_the_log() -> None:
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["process 1", "process 2", "decision log", "combined"], res.stdout
+    assert [ln.split(":")[0] for ln in lines] == ["process 1", "process 2", "before the run", "after the run",
+                                                  "decision log", "combined"], res.stdout
+    assert all("host speed (bench.hostspeed" in ln for ln in lines[2:4])
     assert all("3,000 decisions" in ln and "(log writer included)" in ln for ln in lines[:2])
-    assert lines[2] == "decision log: 46,000 rows of 46,000 decisions answered (warm-up included)"
+    assert lines[4] == "decision log: 46,000 rows of 46,000 decisions answered (warm-up included)"
+
+
+def test_host_speed_reference() -> None:
+    """bench.hostspeed: both workloads timed, the fastest run kept, the spread at least 1; a noisy host is
+    said to be noisy."""
+    from bench import hostspeed
+
+    py = hostspeed.python_reference(rounds=3, loops=2_000)
+    sq = hostspeed.sqlite_reference(rounds=2, rows=500)
+    for ref in (py, sq):
+        assert ref.best > 0
+        assert ref.spread >= 1.0
+    steady = {"python_ns_per_round": {"best": 1800.0, "spread": 1.1}, "sqlite_us_per_row": {"best": 5.0, "spread": 1.2}}
+    line = hostspeed.describe(steady)
+    assert "python 1,800 ns/round (spread x1.10)" in line and "sqlite 5.00 µs/row" in line
+    assert "NOISY" not in line
+    noisy = {**steady, "sqlite_us_per_row": {"best": 5.0, "spread": 1.8}}
+    assert "NOISY" in hostspeed.describe(noisy)
