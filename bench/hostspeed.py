@@ -6,10 +6,11 @@ on one day and 13-26 µs on another, with nothing else running on the VM (bench/
 So the benchmarks print this reference beside their figures, and a reader can tell a slower host from
 slower code.
 
-Two fixed workloads, each run ``ROUNDS`` times:
+Two fixed workloads, each run after one warm-up run several times (python ``ROUNDS``, sqlite
+``SQLITE_ROUNDS``):
 
-* **python**: dict and attribute lookups, small tuples and dicts, f-strings and function calls, in the
-  proportions of a decision (ns per round of the loop);
+* **python**: a decision-like mix of dict lookups, small tuples and dicts, f-strings and a function call
+  (ns per round of the loop);
 * **sqlite**: rows of the decision log's shape inserted into a table with three indexes, in one
   transaction, in WAL mode without checkpoints, on a temporary file (µs per row).
 
@@ -30,6 +31,7 @@ from typing import Any
 
 ROUNDS = 7
 PY_LOOPS = 20_000
+SQLITE_ROUNDS = 5
 SQLITE_ROWS = 4_000
 
 
@@ -87,7 +89,7 @@ _REASON = ('{"code":"allowed","rule":{"id":"bf28665f75","text":"p, sales_manager
            ' -, allow","effect":"allow","scope":"all","domain":"*"},"role":"sales_manager"}')
 
 
-def sqlite_reference(rounds: int = 5, rows: int = SQLITE_ROWS) -> Reference:
+def sqlite_reference(rounds: int = SQLITE_ROUNDS, rows: int = SQLITE_ROWS) -> Reference:
     """µs per row inserted (one transaction per run, WAL, three indexes, a temporary file)."""
     times = []
     with tempfile.TemporaryDirectory(prefix="accessgov-hostspeed-") as tmp:
