@@ -151,7 +151,8 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log_level: str = Field("INFO", description="Root log level.")
     refresh_seconds: float = Field(
-        1.0, gt=0, description="How often each process checks the change log for changes made by other processes.")
+        0.5, gt=0, description="How often each process checks the change log for changes made by other processes "
+                               "(on PostgreSQL each change also wakes them at once; this is the safety net).")
 
     @model_validator(mode="after")
     def _refuse_dev_shortcuts_in_production(self) -> Settings:

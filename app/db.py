@@ -91,6 +91,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 # -- the audit trail: rows added through the ORM to these tables are sealed in the same transaction --
 
 SEALED_TABLES = {"changes": "change"}  # table -> the trail entry's kind (one entry per row)
+# PostgreSQL: the channel a committed change is announced on (``app.policy.refresher`` listens on it).
+CHANGES_CHANNEL = "accessgov_changes"
 _PENDING = "accessgov.trail.pending"
 
 
@@ -118,6 +120,9 @@ def _seal_rows(session: Session) -> None:
     for table, refs in by_table.items():
         trail.append_each(conn, kind=SEALED_TABLES[table], source_table=table, refs=sorted(set(refs)),
                           skip_missing=True)
+    if "changes" in by_table and conn.dialect.name == "postgresql":
+        # Sent at commit, and only if the transaction commits: the other processes' refreshers wake at once.
+        conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, str(max(by_table["changes"]))))
 
 
 def _forget_sealed_rows(session: Session, transaction: Any) -> None:

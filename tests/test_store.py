@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -175,6 +176,44 @@ def test_another_process_sees_a_revocation_within_its_refresh(services, session_
     grants.revoke_grant(actor="sec", grant_id=grant_id, reason="left the team")
     assert refresher.check_once() is True
     assert not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+
+
+def test_the_other_processes_catch_up_by_themselves(services, session_factory, db_url) -> None:  # type: ignore[no-untyped-def]
+    """The refresher's thread, as each worker runs it: on PostgreSQL the change's announcement wakes it at
+    once (its poll interval is 30 s here, so nothing else could); on SQLite it polls (every 0.2 s here)."""
+    from app.policy.refresher import StateRefresher
+
+    factory, _, _, grants = services
+    postgres = db_url.startswith("postgresql")
+    other_holder = StateHolder()
+    other_policy = PolicyService(factory=session_factory, holder=other_holder, policies_dir=ROOT / "policies",
+                                 metrics=Metrics())
+    other_policy.reload()
+    refresher = StateRefresher(factory=session_factory, holder=other_holder, policy=other_policy,
+                               interval=30 if postgres else 0.2)
+    refresher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while postgres and not refresher.listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert refresher.listening is postgres
+        time.sleep(0.3)  # the refresher's first check (right after LISTEN) is behind it
+        assert other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+        with factory() as session:
+            grant_id = session.scalar(select(Grant.id).where(Grant.person_id == "P003",
+                                                             Grant.role == "sales_manager"))
+        grants.revoke_grant(actor="sec", grant_id=grant_id, reason="left the team")
+        revoked = time.monotonic()
+        while time.monotonic() - revoked < 10:
+            if not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed:
+                break
+            time.sleep(0.005)
+        took = time.monotonic() - revoked
+        assert not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+        assert took < 5, took  # far below the 30 s poll on PostgreSQL: the announcement did it
+    finally:
+        refresher.stop()
+    assert not refresher.listening  # its connection is closed with it
 
 
 def test_a_row_the_database_refuses_is_dropped_not_retried_forever(db_url) -> None:  # type: ignore[no-untyped-def]
