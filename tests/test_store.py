@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.authz.directory import StateHolder
 from app.authz.engine import Request
@@ -214,6 +214,50 @@ def test_the_other_processes_catch_up_by_themselves(services, session_factory, d
     finally:
         refresher.stop()
     assert not refresher.listening  # its connection is closed with it
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # listening is PostgreSQL's
+def test_a_lost_listening_connection_is_reopened(services, session_factory) -> None:  # type: ignore[no-untyped-def]
+    """The server ends the refresher's listening connection (a restart, a failover, an idle timeout): the
+    refresher listens again on a new one, and announcements wake it as before (its poll is 30 s)."""
+    from app.policy.refresher import StateRefresher
+
+    factory, _, _, grants = services
+    other_holder = StateHolder()
+    other_policy = PolicyService(factory=session_factory, holder=other_holder, policies_dir=ROOT / "policies",
+                                 metrics=Metrics())
+    other_policy.reload()
+    refresher = StateRefresher(factory=session_factory, holder=other_holder, policy=other_policy, interval=30)
+    refresher.start()
+    try:
+        first = _listening_backend(refresher, None)
+        with factory() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        again = _listening_backend(refresher, first)
+        assert again != first
+        with factory() as session:
+            grant_id = session.scalar(select(Grant.id).where(Grant.person_id == "P003",
+                                                             Grant.role == "sales_manager"))
+        grants.revoke_grant(actor="sec", grant_id=grant_id, reason="left the team")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and other_holder.current.engine.decide(
+                read_req("user:P003", "hq/sales/east/", "user:P001")).allowed:
+            time.sleep(0.005)
+        assert not other_holder.current.engine.decide(read_req("user:P003", "hq/sales/east/", "user:P001")).allowed
+    finally:
+        refresher.stop()
+
+
+def _listening_backend(refresher, other_than):  # type: ignore[no-untyped-def]
+    """The backend pid of the refresher's listening connection, once it listens on one other than ``other_than``."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        conn = refresher._listener
+        if conn is not None and not conn.closed and conn.info.backend_pid != other_than:
+            return conn.info.backend_pid
+        time.sleep(0.01)
+    raise AssertionError("the refresher is not listening")
 
 
 def test_a_row_the_database_refuses_is_dropped_not_retried_forever(db_url) -> None:  # type: ignore[no-untyped-def]

@@ -7,8 +7,9 @@ through one of them must stop allowing in all of them.
   change's own transaction, so only a committed change is announced).  Each process listens on its own
   connection and catches up as soon as the announcement arrives: milliseconds, not a poll interval.
 * Every process also checks the newest change id every ``interval`` seconds (one indexed query) and
-  catches up when it moved.  That is the only way on SQLite, and on PostgreSQL the safety net: a lost
-  listening connection (it is reopened at the next round) or an announcement missed while it was down.
+  catches up when it moved.  That is the only way on SQLite, and on PostgreSQL the safety net: when
+  the listening connection is lost, the process checks at once and listens again on a new one (or polls
+  until it can); announcements a connection pooler drops are caught by the poll.
 
 Catching up applies the change log's entries in place (``LivePolicy.catch_up``); a state that
 diverged is reloaded in full.
@@ -144,9 +145,11 @@ class StateRefresher:
                         pass
                     return True
             except Exception:
-                log.warning("lost the connection that listens for change announcements; polling until it is back",
+                # Announcements may have been missed while it was going: check now, then listen again at once.
+                log.warning("lost the connection that listens for change announcements; reopening it",
                             exc_info=True)
                 self._close_listener()
+                return True
         return False
 
     def _close_listener(self) -> None:
