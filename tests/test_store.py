@@ -181,16 +181,10 @@ def test_another_process_sees_a_revocation_within_its_refresh(services, session_
 def test_the_other_processes_catch_up_by_themselves(services, session_factory, db_url) -> None:  # type: ignore[no-untyped-def]
     """The refresher's thread, as each worker runs it: on PostgreSQL the change's announcement wakes it at
     once (its poll interval is 30 s here, so nothing else could); on SQLite it polls (every 0.2 s here)."""
-    from app.policy.refresher import StateRefresher
 
     factory, _, _, grants = services
     postgres = db_url.startswith("postgresql")
-    other_holder = StateHolder()
-    other_policy = PolicyService(factory=session_factory, holder=other_holder, policies_dir=ROOT / "policies",
-                                 metrics=Metrics())
-    other_policy.reload()
-    refresher = StateRefresher(factory=session_factory, holder=other_holder, policy=other_policy,
-                               interval=30 if postgres else 0.2)
+    other_holder, _, refresher = _other_process(session_factory, interval=30 if postgres else 0.2)
     refresher.start()
     try:
         deadline = time.monotonic() + 10
@@ -221,14 +215,9 @@ def test_the_other_processes_catch_up_by_themselves(services, session_factory, d
 def test_a_lost_listening_connection_is_reopened(services, session_factory) -> None:  # type: ignore[no-untyped-def]
     """The server ends the refresher's listening connection (a restart, a failover, an idle timeout): the
     refresher listens again on a new one, and announcements wake it as before (its poll is 30 s)."""
-    from app.policy.refresher import StateRefresher
 
     factory, _, _, grants = services
-    other_holder = StateHolder()
-    other_policy = PolicyService(factory=session_factory, holder=other_holder, policies_dir=ROOT / "policies",
-                                 metrics=Metrics())
-    other_policy.reload()
-    refresher = StateRefresher(factory=session_factory, holder=other_holder, policy=other_policy, interval=30)
+    other_holder, _, refresher = _other_process(session_factory, interval=30)
     refresher.start()
     try:
         first = _listening_backend(refresher, None)
@@ -315,13 +304,14 @@ def test_a_delegation_and_its_revoked_source_grant_reach_the_deputy(services) ->
 EXPORT_OWN = "p, sales, *, crm.customer, export, own, action.rows <= 100, allow"
 
 
-def _other_process(session_factory):  # type: ignore[no-untyped-def]
+def _other_process(session_factory, interval: float = 60):  # type: ignore[no-untyped-def]
+    """A second "process": its own holder, policy service and refresher over the same database."""
     from app.policy.refresher import StateRefresher
 
     holder = StateHolder()
     policy = PolicyService(factory=session_factory, holder=holder, policies_dir=ROOT / "policies", metrics=Metrics())
     policy.reload()
-    return holder, policy, StateRefresher(factory=session_factory, holder=holder, policy=policy, interval=60)
+    return holder, policy, StateRefresher(factory=session_factory, holder=holder, policy=policy, interval=interval)
 
 
 def test_a_rule_change_is_applied_line_by_line_here_and_in_another_process(services, session_factory) -> None:  # type: ignore[no-untyped-def]
