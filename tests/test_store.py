@@ -181,7 +181,6 @@ def test_another_process_sees_a_revocation_within_its_refresh(services, session_
 def test_the_other_processes_catch_up_by_themselves(services, session_factory, db_url) -> None:  # type: ignore[no-untyped-def]
     """The refresher's thread, as each worker runs it: on PostgreSQL the change's announcement wakes it at
     once (its poll interval is 30 s here, so nothing else could); on SQLite it polls (every 0.2 s here)."""
-
     factory, _, _, grants = services
     postgres = db_url.startswith("postgresql")
     other_holder, _, refresher = _other_process(session_factory, interval=30 if postgres else 0.2)
