@@ -51,6 +51,7 @@ class StateRefresher:
         self._thread: threading.Thread | None = None
         self._listener: Any = None  # psycopg connection LISTENing on CHANGES_CHANNEL (PostgreSQL only)
         self._listen_failed = False  # said once, not every round while the database is away
+        self._lost_at = float("-inf")  # when the listening connection was last lost
         self._wake_channel = f"accessgov_wake_{os.getpid()}_{next(_SEQ)}"  # stop() wakes only this listener
 
     def start(self) -> None:
@@ -145,11 +146,15 @@ class StateRefresher:
                         pass
                     return True
             except Exception:
-                # Announcements may have been missed while it was going: check now, then listen again at once.
+                # Announcements may have been missed while it was going: check now, then listen again at once
+                # (unless it was lost moments ago too: then poll for this round, not reconnect in a loop).
                 log.warning("lost the connection that listens for change announcements; reopening it",
                             exc_info=True)
                 self._close_listener()
-                return True
+                now = time.monotonic()
+                again, self._lost_at = now - self._lost_at < self._interval, now
+                if not again:
+                    return True
         return False
 
     def _close_listener(self) -> None:
