@@ -237,6 +237,31 @@ def test_a_lost_listening_connection_is_reopened(services, session_factory) -> N
         refresher.stop()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_listening_connection_lost_twice_in_a_round_is_not_reopened_in_a_loop(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """Lost, it is reopened at once; lost again within the poll interval, that round polls instead (a
+    connection that keeps dying does not become a reconnect loop against the database)."""
+    _, _, refresher = _other_process(session_factory, interval=30)
+    refresher.start()
+    try:
+        first = _listening_backend(refresher, None)
+        with session_factory() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        second = _listening_backend(refresher, first)
+        with session_factory() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": second})
+        deadline = time.monotonic() + 5
+        while refresher.listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)
+        assert not refresher.listening  # polling for the rest of this 30 s round
+    finally:
+        started = time.monotonic()
+        refresher.stop()
+    assert time.monotonic() - started < 2  # stop() does not wait for the round to end
+
+
 def _listening_backend(refresher, other_than):  # type: ignore[no-untyped-def]
     """The backend pid of the refresher's listening connection, once it listens on one other than ``other_than``."""
     deadline = time.monotonic() + 10
