@@ -219,11 +219,8 @@ def test_a_lost_listening_connection_is_reopened(services, session_factory) -> N
     other_holder, _, refresher = _other_process(session_factory, interval=30)
     refresher.start()
     try:
-        first = _listening_backend(refresher, None)
-        with factory() as session:
-            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        again = _listening_backend(refresher, first)
-        assert again != first
+        again = _end_listening_connection(session_factory, refresher)
+        assert again is not None
         with factory() as session:
             grant_id = session.scalar(select(Grant.id).where(Grant.person_id == "P003",
                                                              Grant.role == "sales_manager"))
@@ -245,12 +242,8 @@ def test_a_listening_connection_lost_twice_in_a_round_is_not_reopened_in_a_loop(
     _, _, refresher = _other_process(session_factory, interval=30)
     refresher.start()
     try:
-        first = _listening_backend(refresher, None)
-        with session_factory() as session:
-            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        second = _listening_backend(refresher, first)
-        with session_factory() as session:
-            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": second})
+        _end_listening_connection(session_factory, refresher)  # reopened at once
+        _end_listening_connection(session_factory, refresher, wait_for_new=False)  # lost again in the same round
         deadline = time.monotonic() + 5
         while refresher.listening and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -260,6 +253,14 @@ def test_a_listening_connection_lost_twice_in_a_round_is_not_reopened_in_a_loop(
         started = time.monotonic()
         refresher.stop()
     assert time.monotonic() - started < 2  # stop() does not wait for the round to end
+
+
+def _end_listening_connection(factory, refresher, *, wait_for_new: bool = True):  # type: ignore[no-untyped-def]
+    """End the refresher's listening connection from the server side; the backend pid it listens on next."""
+    pid = _listening_backend(refresher, None)
+    with factory() as session:
+        session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    return _listening_backend(refresher, pid) if wait_for_new else None
 
 
 def _listening_backend(refresher, other_than):  # type: ignore[no-untyped-def]
